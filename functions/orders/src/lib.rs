@@ -1,0 +1,234 @@
+//! The order events every function of the pipeline consumes (design.md §5).
+//!
+//! An [`OrderEvent`] can only be obtained valid: deserialization runs [`OrderEvent::validate`],
+//! so a handler that takes an `OrderEvent` never sees an empty order, a non-positive quantity
+//! or a total that disagrees with its items. Such a body is a poison message: retrying it
+//! cannot help, so the batch layer reports it as a permanent failure with the reason below.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventType {
+    OrderPlaced,
+    OrderCancelled,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LineItem {
+    pub sku: String,
+    pub quantity: i64,
+    /// In the currency's minor unit.
+    pub unit_price: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Address {
+    pub name: String,
+    pub line1: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line2: Option<String>,
+    pub city: String,
+    pub postal_code: String,
+    pub country: String,
+}
+
+/// One order event. Unknown fields are ignored, so producers can add fields first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", try_from = "UncheckedOrderEvent")]
+pub struct OrderEvent {
+    pub event_id: String,
+    pub event_type: EventType,
+    /// RFC 3339 timestamp, as the producer wrote it.
+    pub occurred_at: String,
+    pub order_id: String,
+    pub customer_id: String,
+    pub customer_email: String,
+    pub items: Vec<LineItem>,
+    /// In the currency's minor unit; equals the sum of quantity × unit price.
+    pub total_amount: i64,
+    /// ISO 4217 code, e.g. `KRW`.
+    pub currency: String,
+    pub shipping_address: Address,
+}
+
+/// What is wrong with an order event, in words an operator can act on.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidOrder {
+    #[error("field `{0}` is empty")]
+    EmptyField(&'static str),
+    #[error("the order has no items")]
+    NoItems,
+    #[error("item {index} ({sku}) has quantity {quantity}; quantities must be positive")]
+    NonPositiveQuantity { index: usize, sku: String, quantity: i64 },
+    #[error("item {index} ({sku}) has a negative unit price {unit_price}")]
+    NegativePrice { index: usize, sku: String, unit_price: i64 },
+    #[error("totalAmount {stated} does not match the items, which add up to {computed}")]
+    TotalMismatch { stated: i64, computed: i64 },
+    #[error("the items' amounts overflow")]
+    AmountOverflow,
+    #[error("currency `{0}` is not a three-letter ISO 4217 code")]
+    BadCurrency(String),
+    #[error("customerEmail is not an e-mail address")]
+    BadEmail,
+}
+
+impl OrderEvent {
+    pub fn validate(&self) -> Result<(), InvalidOrder> {
+        let required = [
+            ("eventId", &self.event_id),
+            ("occurredAt", &self.occurred_at),
+            ("orderId", &self.order_id),
+            ("customerId", &self.customer_id),
+            ("customerEmail", &self.customer_email),
+            ("shippingAddress.name", &self.shipping_address.name),
+            ("shippingAddress.line1", &self.shipping_address.line1),
+            ("shippingAddress.city", &self.shipping_address.city),
+            ("shippingAddress.country", &self.shipping_address.country),
+        ];
+        if let Some((field, _)) = required.iter().find(|(_, value)| value.trim().is_empty()) {
+            return Err(InvalidOrder::EmptyField(field));
+        }
+        if self.items.is_empty() {
+            return Err(InvalidOrder::NoItems);
+        }
+        let mut computed: i64 = 0;
+        for (index, item) in self.items.iter().enumerate() {
+            if item.sku.trim().is_empty() {
+                return Err(InvalidOrder::EmptyField("items[].sku"));
+            }
+            if item.quantity <= 0 {
+                return Err(InvalidOrder::NonPositiveQuantity { index, sku: item.sku.clone(), quantity: item.quantity });
+            }
+            if item.unit_price < 0 {
+                return Err(InvalidOrder::NegativePrice { index, sku: item.sku.clone(), unit_price: item.unit_price });
+            }
+            computed = item
+                .quantity
+                .checked_mul(item.unit_price)
+                .and_then(|amount| computed.checked_add(amount))
+                .ok_or(InvalidOrder::AmountOverflow)?;
+        }
+        if computed != self.total_amount {
+            return Err(InvalidOrder::TotalMismatch { stated: self.total_amount, computed });
+        }
+        if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(InvalidOrder::BadCurrency(self.currency.clone()));
+        }
+        let at = self.customer_email.find('@');
+        if !at.is_some_and(|at| at > 0 && at + 1 < self.customer_email.len()) {
+            return Err(InvalidOrder::BadEmail);
+        }
+        Ok(())
+    }
+}
+
+/// The wire shape before validation; [`OrderEvent`] deserializes through it.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UncheckedOrderEvent {
+    event_id: String,
+    event_type: EventType,
+    occurred_at: String,
+    order_id: String,
+    customer_id: String,
+    customer_email: String,
+    items: Vec<LineItem>,
+    total_amount: i64,
+    currency: String,
+    shipping_address: Address,
+}
+
+impl TryFrom<UncheckedOrderEvent> for OrderEvent {
+    type Error = InvalidOrder;
+
+    fn try_from(raw: UncheckedOrderEvent) -> Result<Self, InvalidOrder> {
+        let event = OrderEvent {
+            event_id: raw.event_id,
+            event_type: raw.event_type,
+            occurred_at: raw.occurred_at,
+            order_id: raw.order_id,
+            customer_id: raw.customer_id,
+            customer_email: raw.customer_email,
+            items: raw.items,
+            total_amount: raw.total_amount,
+            currency: raw.currency,
+            shipping_address: raw.shipping_address,
+        };
+        event.validate()?;
+        Ok(event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn sample() -> Value {
+        json!({
+            "eventId": "8c1f6d0e-5d3a-4c55-9a57-1f2b8f0c4a11",
+            "eventType": "OrderPlaced",
+            "occurredAt": "2026-11-24T09:00:00Z",
+            "orderId": "ORD-1001",
+            "customerId": "CUST-42",
+            "customerEmail": "minji@example.com",
+            "items": [{"sku": "SKU-KEYBOARD", "quantity": 1, "unitPrice": 89000}],
+            "totalAmount": 89000,
+            "currency": "KRW",
+            "shippingAddress": {"name": "Minji Kim", "line1": "12 Teheran-ro", "city": "Seoul", "postalCode": "06236", "country": "KR"},
+            "channel": "web"
+        })
+    }
+
+    fn reason(body: Value) -> String {
+        serde_json::from_value::<OrderEvent>(body).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_design_sample_is_valid_and_unknown_fields_are_ignored() {
+        let event: OrderEvent = serde_json::from_value(sample()).unwrap();
+        assert_eq!(event.event_type, EventType::OrderPlaced);
+        assert_eq!(event.items[0].quantity, 1);
+    }
+
+    #[test]
+    fn missing_required_field_is_named() {
+        let mut body = sample();
+        body.as_object_mut().unwrap().remove("orderId");
+        assert_eq!(reason(body), "missing field `orderId`");
+    }
+
+    #[test]
+    fn business_rules_are_enforced_with_readable_reasons() {
+        let mut body = sample();
+        body["items"] = json!([]);
+        assert_eq!(reason(body), "the order has no items");
+
+        let mut body = sample();
+        body["items"][0]["quantity"] = json!(0);
+        assert_eq!(reason(body), "item 0 (SKU-KEYBOARD) has quantity 0; quantities must be positive");
+
+        let mut body = sample();
+        body["totalAmount"] = json!(1);
+        assert_eq!(reason(body), "totalAmount 1 does not match the items, which add up to 89000");
+
+        let mut body = sample();
+        body["eventType"] = json!("OrderShipped");
+        assert!(reason(body).contains("unknown variant `OrderShipped`"));
+
+        let mut body = sample();
+        body["currency"] = json!("won");
+        assert_eq!(reason(body), "currency `won` is not a three-letter ISO 4217 code");
+
+        let mut body = sample();
+        body["customerEmail"] = json!("minji");
+        assert_eq!(reason(body), "customerEmail is not an e-mail address");
+
+        let mut body = sample();
+        body["items"][0]["quantity"] = json!(i64::MAX);
+        body["items"][0]["unitPrice"] = json!(2);
+        assert_eq!(reason(body), "the items' amounts overflow");
+    }
+}

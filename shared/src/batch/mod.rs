@@ -1,0 +1,315 @@
+//! Processing an SQS batch record by record, with partial batch failure reporting.
+//!
+//! Lambda deletes every message of a batch unless the function names the failed ones in
+//! `batchItemFailures`; those become visible again after the visibility timeout, and the queue's
+//! redrive policy moves a message to its dead-letter queue once it has been received
+//! `maxReceiveCount` times. The [`BatchProcessor`] therefore turns every way a record can go
+//! wrong — a body that does not parse, a handler error, a panic, running out of time — into a
+//! failure of that record alone, and never loses one: a record is either reported successful
+//! because its handler (or an earlier delivery) completed it, or it is in the failure list.
+
+mod report;
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+
+pub use report::{BatchReport, Outcome, RecordReport, Skip, Totals};
+
+use crate::error::RecordError;
+use crate::handler::{Handled, Record, RecordContext, RecordService};
+use crate::record::{decode_body, InvocationContext, RecordMeta};
+
+/// Records still running this close to the deadline are abandoned, so that the response (and
+/// with it the successes) still reaches Lambda before the invocation times out.
+const REPLY_RESERVE: Duration = Duration::from_millis(250);
+
+/// What kind of queue the batch came from, which decides the order records run in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueKind {
+    /// At-least-once, unordered: records run concurrently.
+    Standard,
+    /// Ordered per message group: records of a group run one after the other.
+    Fifo,
+}
+
+impl QueueKind {
+    /// FIFO when the source queue's ARN ends in `.fifo` or a record carries a message group.
+    pub fn detect(event: &SqsEvent) -> Self {
+        let is_fifo = event.records.iter().any(|record| {
+            record.event_source_arn.as_deref().is_some_and(|arn| arn.ends_with(".fifo"))
+                || record.attributes.contains_key("MessageGroupId")
+        });
+        if is_fifo {
+            QueueKind::Fifo
+        } else {
+            QueueKind::Standard
+        }
+    }
+}
+
+/// What a failed record of a FIFO batch holds back.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FifoFailureMode {
+    /// The later records of the same message group; other groups go on.
+    #[default]
+    HoldBackGroup,
+    /// Every later record of the batch, whatever its group.
+    StopBatch,
+}
+
+/// What the invocation returns when every record of a non-empty batch failed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AllFailedPolicy {
+    /// A function error: Lambda counts an error and its event source mapping backs off, which
+    /// protects a failing dependency. Every message is retried, none is lost.
+    #[default]
+    ReturnError,
+    /// The full failure list, as for any partial failure.
+    ReportFailures,
+}
+
+#[derive(Clone, Debug)]
+pub struct BatchConfig {
+    /// How many records run at once (across groups, on FIFO queues).
+    pub max_concurrency: usize,
+    /// No record starts when less than this is left of the invocation.
+    pub deadline_margin: Duration,
+    pub fifo_failure_mode: FifoFailureMode,
+    pub all_failed: AllFailedPolicy,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrency: 10,
+            deadline_margin: Duration::from_secs(2),
+            fifo_failure_mode: FifoFailureMode::default(),
+            all_failed: AllFailedPolicy::default(),
+        }
+    }
+}
+
+/// Why an invocation returned an error instead of a batch response.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    #[error("record {index} of the event has no messageId, so its failure could not be reported; the whole batch is retried")]
+    MissingMessageId { index: usize },
+    #[error("all {count} records of the batch failed; every one will be retried (first failure: {first})")]
+    AllFailed { count: usize, first: String },
+}
+
+/// Drives a [`RecordService`] over the records of SQS batches.
+pub struct BatchProcessor<S> {
+    service: Arc<S>,
+    config: BatchConfig,
+}
+
+impl<S> Clone for BatchProcessor<S> {
+    fn clone(&self) -> Self {
+        Self { service: Arc::clone(&self.service), config: self.config.clone() }
+    }
+}
+
+impl<S: RecordService> BatchProcessor<S> {
+    pub fn new(service: S, config: BatchConfig) -> Self {
+        Self { service: Arc::new(service), config }
+    }
+
+    pub fn config(&self) -> &BatchConfig {
+        &self.config
+    }
+
+    /// Processes a batch and returns what Lambda should see: the failure list, or an error
+    /// when the batch as a whole must be retried.
+    pub async fn handle_event(
+        &self,
+        event: SqsEvent,
+        invocation: InvocationContext,
+    ) -> Result<SqsBatchResponse, BatchError> {
+        let report = self.process(event, invocation).await?;
+        if report.all_failed() && self.config.all_failed == AllFailedPolicy::ReturnError {
+            return Err(all_failed_error(&report));
+        }
+        Ok(report.response())
+    }
+
+    /// Processes a batch and reports every record's outcome.
+    pub async fn process(&self, event: SqsEvent, invocation: InvocationContext) -> Result<BatchReport, BatchError> {
+        let started = Instant::now();
+        let kind = QueueKind::detect(&event);
+        let invocation = Arc::new(invocation);
+        let records = prepare(event.records)?;
+        let lanes = self.lanes(kind, &records);
+        let permits = Semaphore::new(self.config.max_concurrency.max(1));
+
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; records.len()];
+        let lane_runs = lanes.into_iter().map(|lane| self.run_lane(lane, &records, &invocation, &permits));
+        for lane_outcomes in futures::future::join_all(lane_runs).await {
+            for (index, outcome) in lane_outcomes {
+                outcomes[index] = Some(outcome);
+            }
+        }
+
+        let records = records
+            .into_iter()
+            .zip(outcomes)
+            .map(|(record, outcome)| RecordReport {
+                message_id: record.meta.message_id.clone(),
+                outcome: outcome.expect("every record belongs to exactly one lane"),
+            })
+            .collect();
+        Ok(BatchReport { records, elapsed: started.elapsed() })
+    }
+
+    /// Splits the batch into lanes: records of one lane run in order, lanes run side by side.
+    fn lanes(&self, kind: QueueKind, records: &[Prepared]) -> Vec<Vec<usize>> {
+        match (kind, self.config.fifo_failure_mode) {
+            (QueueKind::Standard, _) => (0..records.len()).map(|index| vec![index]).collect(),
+            (QueueKind::Fifo, FifoFailureMode::StopBatch) => vec![(0..records.len()).collect()],
+            (QueueKind::Fifo, FifoFailureMode::HoldBackGroup) => {
+                let mut lanes: Vec<Vec<usize>> = Vec::new();
+                let mut lane_of_group: HashMap<Option<&str>, usize> = HashMap::new();
+                for (index, record) in records.iter().enumerate() {
+                    let group = record.meta.message_group_id.as_deref();
+                    let lane = *lane_of_group.entry(group).or_insert_with(|| {
+                        lanes.push(Vec::new());
+                        lanes.len() - 1
+                    });
+                    lanes[lane].push(index);
+                }
+                lanes
+            }
+        }
+    }
+
+    /// Runs a lane's records in order; after a failure the rest of the lane is held back.
+    async fn run_lane(
+        &self,
+        lane: Vec<usize>,
+        records: &[Prepared],
+        invocation: &Arc<InvocationContext>,
+        permits: &Semaphore,
+    ) -> Vec<(usize, Outcome)> {
+        let mut outcomes = Vec::with_capacity(lane.len());
+        let mut held_back: Option<Skip> = None;
+        for index in lane {
+            let record = &records[index];
+            if let Some(skip) = &held_back {
+                outcomes.push((index, Outcome::NotAttempted(skip.clone())));
+                continue;
+            }
+            let _permit = permits.acquire().await.expect("the semaphore is never closed");
+            let remaining = invocation.remaining();
+            let outcome = if remaining < self.config.deadline_margin {
+                Outcome::NotAttempted(Skip::Deadline { remaining })
+            } else {
+                self.run_record(record, invocation).await
+            };
+            log_outcome(&record.meta, &outcome);
+            if let Outcome::Failed(_) = outcome {
+                held_back = Some(match (&record.meta.message_group_id, self.config.fifo_failure_mode) {
+                    (_, FifoFailureMode::StopBatch) => {
+                        Skip::BatchStopped { failed_message_id: record.meta.message_id.clone() }
+                    }
+                    (group, FifoFailureMode::HoldBackGroup) => Skip::GroupHeldBack {
+                        group: group.clone().unwrap_or_else(|| "(none)".to_owned()),
+                        failed_message_id: record.meta.message_id.clone(),
+                    },
+                });
+            }
+            outcomes.push((index, outcome));
+        }
+        outcomes
+    }
+
+    async fn run_record(&self, record: &Prepared, invocation: &Arc<InvocationContext>) -> Outcome {
+        let body = match &record.body {
+            Ok(body) => body.clone(),
+            Err(error) => return Outcome::Failed(error.clone()),
+        };
+        let span = tracing::info_span!(
+            "record",
+            message_id = %record.meta.message_id,
+            receive_count = record.meta.receive_count,
+            request_id = %invocation.request_id,
+        );
+        let cx = RecordContext { meta: Arc::clone(&record.meta), invocation: Arc::clone(invocation) };
+        let call = self.service.call(Record { body, cx });
+        // Spawned so that a panic unwinds that task only, and so that records of a batch can
+        // use every core.
+        let mut task = tokio::spawn(call.instrument(span));
+        let time_left = invocation.remaining().saturating_sub(self.config.deadline_margin.min(REPLY_RESERVE));
+        match tokio::time::timeout(time_left, &mut task).await {
+            Ok(Ok(Ok(Handled::Processed(output)))) => Outcome::Processed(output),
+            Ok(Ok(Ok(Handled::Duplicate(output)))) => Outcome::Duplicate(output),
+            Ok(Ok(Err(error))) => Outcome::Failed(error),
+            Ok(Err(join_error)) => {
+                let reason = match join_error.try_into_panic() {
+                    Ok(payload) => format!("the handler panicked: {}", panic_message(payload.as_ref())),
+                    Err(_) => "the handler's task was cancelled".to_owned(),
+                };
+                Outcome::Failed(RecordError::transient(reason))
+            }
+            Err(_) => {
+                task.abort();
+                Outcome::Failed(RecordError::transient(
+                    "the handler was still running when the invocation was about to time out; abandoned",
+                ))
+            }
+        }
+    }
+}
+
+fn all_failed_error(report: &BatchReport) -> BatchError {
+    let first = report.records.first().map(|r| format!("{}: {}", r.message_id, r.outcome)).unwrap_or_default();
+    BatchError::AllFailed { count: report.records.len(), first }
+}
+
+/// A record ready to run: metadata read, body parsed once up front.
+struct Prepared {
+    meta: Arc<RecordMeta>,
+    body: Result<serde_json::Value, RecordError>,
+}
+
+fn prepare(messages: Vec<SqsMessage>) -> Result<Vec<Prepared>, BatchError> {
+    messages
+        .into_iter()
+        .enumerate()
+        .map(|(index, message)| {
+            let message_id = message
+                .message_id
+                .clone()
+                .filter(|id| !id.is_empty())
+                .ok_or(BatchError::MissingMessageId { index })?;
+            let body = decode_body(message.body.as_deref());
+            Ok(Prepared { meta: Arc::new(RecordMeta::from_message(message_id, &message)), body })
+        })
+        .collect()
+}
+
+fn log_outcome(meta: &RecordMeta, outcome: &Outcome) {
+    let message_id = meta.message_id.as_str();
+    match outcome {
+        Outcome::Processed(_) => tracing::debug!(message_id, "record processed"),
+        Outcome::Duplicate(_) => tracing::info!(message_id, "record skipped: already processed"),
+        Outcome::Failed(error) if error.is_permanent() => {
+            tracing::error!(message_id, reason = error.reason(), "record failed permanently")
+        }
+        Outcome::Failed(error) => tracing::warn!(message_id, reason = error.reason(), "record failed, will be retried"),
+        Outcome::NotAttempted(skip) => tracing::warn!(message_id, reason = %skip, "record not attempted"),
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}

@@ -1,0 +1,134 @@
+//! The outcome of every record in a batch, and the response Lambda gets from it.
+
+use std::fmt;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
+use serde_json::Value;
+
+use crate::error::RecordError;
+
+/// Why a record was reported failed without its handler being called.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Skip {
+    /// Too little time was left to start it safely.
+    Deadline { remaining: Duration },
+    /// An earlier record of the same FIFO message group failed; running this one would break
+    /// the group's order.
+    GroupHeldBack { group: String, failed_message_id: String },
+    /// The batch runs in stop-at-first-failure mode and an earlier record failed.
+    BatchStopped { failed_message_id: String },
+}
+
+impl fmt::Display for Skip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Skip::Deadline { remaining } => {
+                write!(f, "only {} ms of the invocation were left", remaining.as_millis())
+            }
+            Skip::GroupHeldBack { group, failed_message_id } => {
+                write!(f, "message {failed_message_id} of group {group} failed before it")
+            }
+            Skip::BatchStopped { failed_message_id } => {
+                write!(f, "the batch stopped when message {failed_message_id} failed")
+            }
+        }
+    }
+}
+
+/// What happened to one record.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// The handler succeeded; its serialized output.
+    Processed(Value),
+    /// An earlier delivery already completed this work; the handler was skipped.
+    Duplicate(Value),
+    /// The handler (or the layers around it) failed.
+    Failed(RecordError),
+    /// The handler was never called.
+    NotAttempted(Skip),
+}
+
+impl Outcome {
+    /// Whether SQS must deliver the record again.
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Outcome::Failed(_) | Outcome::NotAttempted(_))
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Processed(_) => f.write_str("processed"),
+            Outcome::Duplicate(_) => f.write_str("duplicate (skipped)"),
+            Outcome::Failed(error) => write!(f, "failed ({}): {}", error.kind(), error.reason()),
+            Outcome::NotAttempted(skip) => write!(f, "not attempted: {skip}"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordReport {
+    pub message_id: String,
+    pub outcome: Outcome,
+}
+
+/// Counts of a batch's outcomes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub processed: usize,
+    pub duplicates: usize,
+    pub failed_transient: usize,
+    pub failed_permanent: usize,
+    pub not_attempted: usize,
+}
+
+impl Totals {
+    pub fn failed(&self) -> usize {
+        self.failed_transient + self.failed_permanent + self.not_attempted
+    }
+}
+
+/// Every record's outcome, in the order of the event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchReport {
+    pub records: Vec<RecordReport>,
+    pub elapsed: Duration,
+}
+
+impl BatchReport {
+    /// The `batchItemFailures` response, failed records in event order.
+    pub fn response(&self) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        response.batch_item_failures = self
+            .records
+            .iter()
+            .filter(|record| record.outcome.is_failure())
+            .map(|record| {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = record.message_id.clone();
+                failure
+            })
+            .collect();
+        response
+    }
+
+    pub fn totals(&self) -> Totals {
+        let mut totals = Totals::default();
+        for record in &self.records {
+            match &record.outcome {
+                Outcome::Processed(_) => totals.processed += 1,
+                Outcome::Duplicate(_) => totals.duplicates += 1,
+                Outcome::Failed(e) if e.is_permanent() => totals.failed_permanent += 1,
+                Outcome::Failed(_) => totals.failed_transient += 1,
+                Outcome::NotAttempted(_) => totals.not_attempted += 1,
+            }
+        }
+        totals
+    }
+
+    /// A non-empty batch in which no record succeeded.
+    pub fn all_failed(&self) -> bool {
+        !self.records.is_empty() && self.records.iter().all(|r| r.outcome.is_failure())
+    }
+}

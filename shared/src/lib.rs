@@ -1,0 +1,16 @@
+//! `sqs-kit`: the building blocks of AWS Lambda functions triggered by Amazon SQS.
+//!
+//! - [`batch`]: process a batch record by record and report partial failures.
+//! - [`handler`]: the handler trait a function implements, and the service layers wrap.
+//! - [`runner`]: one call in `main` that serves Lambda or runs the local modes.
+
+pub mod batch;
+pub mod error;
+pub mod handler;
+pub mod record;
+pub mod runner;
+
+pub use batch::{AllFailedPolicy, BatchConfig, BatchProcessor, FifoFailureMode, Outcome, QueueKind};
+pub use error::{FailureKind, RecordError};
+pub use handler::{handler_fn, typed, RecordContext, RecordHandler, RecordService};
+pub use record::{InvocationContext, RecordMeta};

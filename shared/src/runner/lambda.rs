@@ -1,0 +1,29 @@
+//! Lambda mode: the batch processor behind the Lambda Runtime API.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{service_fn, LambdaEvent};
+
+use crate::batch::BatchProcessor;
+use crate::handler::RecordService;
+use crate::record::InvocationContext;
+
+pub(crate) async fn serve<S: RecordService>(processor: BatchProcessor<S>) -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let processor = processor.clone();
+        async move {
+            let invocation = InvocationContext {
+                deadline: UNIX_EPOCH + Duration::from_millis(event.context.deadline),
+                function_name: event.context.env_config.function_name.clone(),
+                request_id: event.context.request_id.clone(),
+            };
+            processor
+                .handle_event(event.payload, invocation)
+                .await
+                .map_err(lambda_runtime::Error::from)
+        }
+    }))
+    .await
+}
+

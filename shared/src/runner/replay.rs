@@ -1,0 +1,161 @@
+//! `replay`: one Lambda SQS event from a file or stdin, processed in-process as one invocation.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::cli::ReplayArgs;
+use super::exit;
+use crate::batch::{BatchProcessor, BatchReport};
+use crate::handler::RecordService;
+use crate::record::InvocationContext;
+
+/// Why an event document could not be replayed. Each message names the input and what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("cannot read {origin}: {source}")]
+    Read { origin: String, source: std::io::Error },
+    #[error("{origin} is empty; expected a Lambda SQS event ({{\"Records\": [...]}})")]
+    Empty { origin: String },
+    #[error("{origin} is not valid JSON: {source}")]
+    InvalidJson { origin: String, source: serde_json::Error },
+    #[error("{origin} is not a Lambda SQS event ({{\"Records\": [...]}}): {detail}")]
+    NotAnSqsEvent { origin: String, detail: String },
+}
+
+/// Reads and checks an SQS event document; `-` is standard input.
+pub fn load_event(path: &Path) -> Result<SqsEvent, InputError> {
+    let (origin, text) = read_input(path)?;
+    parse_event(&origin, &text)
+}
+
+fn read_input(path: &Path) -> Result<(String, String), InputError> {
+    let mut text = String::new();
+    let origin = if path == Path::new("-") {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|source| InputError::Read { origin: "standard input".into(), source })?;
+        "standard input".to_owned()
+    } else {
+        let origin = path.display().to_string();
+        text = std::fs::read_to_string(path).map_err(|source| InputError::Read { origin: origin.clone(), source })?;
+        origin
+    };
+    Ok((origin, text))
+}
+
+fn parse_event(origin: &str, text: &str) -> Result<SqsEvent, InputError> {
+    if text.trim().is_empty() {
+        return Err(InputError::Empty { origin: origin.to_owned() });
+    }
+    let document: Value = serde_json::from_str(text)
+        .map_err(|source| InputError::InvalidJson { origin: origin.to_owned(), source })?;
+    let not_sqs = |detail: String| InputError::NotAnSqsEvent { origin: origin.to_owned(), detail };
+    let records = document
+        .get("Records")
+        .ok_or_else(|| not_sqs("it has no \"Records\" field".into()))?
+        .as_array()
+        .ok_or_else(|| not_sqs("\"Records\" is not a list".into()))?;
+    for (index, record) in records.iter().enumerate() {
+        let source = record.get("eventSource").and_then(Value::as_str);
+        if source.is_some_and(|source| source != "aws:sqs") {
+            return Err(not_sqs(format!("record {index} comes from {}, not aws:sqs", source.unwrap_or_default())));
+        }
+        if record.get("messageId").and_then(Value::as_str).is_none_or(str::is_empty) {
+            return Err(not_sqs(format!("record {index} has no \"messageId\"")));
+        }
+    }
+    SqsEvent::deserialize(&document).map_err(|e| not_sqs(e.to_string()))
+}
+
+pub(crate) async fn run<S: RecordService>(name: &str, processor: &BatchProcessor<S>, args: ReplayArgs) -> ExitCode {
+    let event = match load_event(&args.file) {
+        Ok(event) => event,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(exit::BAD_INPUT);
+        }
+    };
+    let function_name = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| name.to_owned());
+    let invocation = InvocationContext::with_remaining(
+        function_name,
+        replay_request_id(),
+        Duration::from_millis(args.remaining_ms),
+    );
+    let report = match processor.process(event, invocation).await {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(exit::BAD_INPUT);
+        }
+    };
+    let response = serde_json::to_string(&report.response()).expect("a batch response always serializes");
+    println!("{response}");
+    let _ = std::io::stdout().flush();
+    print_summary(&args.file, &report, processor.config().all_failed);
+    ExitCode::SUCCESS
+}
+
+fn replay_request_id() -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("replay-{}-{nanos:x}", std::process::id())
+}
+
+fn print_summary(file: &PathBuf, report: &BatchReport, all_failed: crate::batch::AllFailedPolicy) {
+    let mut summary = String::new();
+    let source = if file == Path::new("-") { "standard input".to_owned() } else { file.display().to_string() };
+    summary.push_str(&format!("replay of {source}: {} records\n", report.records.len()));
+    for record in &report.records {
+        summary.push_str(&format!("  {}  {}\n", record.message_id, record.outcome));
+    }
+    let totals = report.totals();
+    summary.push_str(&format!(
+        "totals: {} processed, {} duplicate, {} failed ({} transient, {} permanent), {} not attempted in {} ms\n",
+        totals.processed,
+        totals.duplicates,
+        totals.failed_transient + totals.failed_permanent,
+        totals.failed_transient,
+        totals.failed_permanent,
+        totals.not_attempted,
+        report.elapsed.as_millis(),
+    ));
+    if report.all_failed() && all_failed == crate::batch::AllFailedPolicy::ReturnError {
+        summary.push_str(
+            "every record failed: Lambda would have seen a function error (the queue retries all of them, as the failure list above says)\n",
+        );
+    }
+    eprint!("{summary}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(text: &str) -> String {
+        parse_event("event.json", text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn invalid_json_names_line_and_column() {
+        assert_eq!(error("{\n  \"Records\": [,]\n}"), "event.json is not valid JSON: expected value at line 2 column 15");
+    }
+
+    #[test]
+    fn other_documents_are_refused_with_the_reason() {
+        assert!(error("{\"foo\":1}").contains("has no \"Records\" field"));
+        assert!(error("{\"Records\":{}}").contains("\"Records\" is not a list"));
+        assert!(error("{\"Records\":[{\"body\":\"x\"}]}").contains("record 0 has no \"messageId\""));
+        assert!(error("{\"Records\":[{\"messageId\":\"a\",\"eventSource\":\"aws:sns\"}]}").contains("aws:sns"));
+        assert!(error("  \n").contains("is empty"));
+    }
+
+    #[test]
+    fn an_empty_batch_is_an_event() {
+        assert!(parse_event("e", "{\"Records\":[]}").unwrap().records.is_empty());
+    }
+}

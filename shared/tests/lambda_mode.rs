@@ -1,0 +1,152 @@
+//! Lambda mode: the example binary against a Runtime API served on 127.0.0.1, speaking the
+//! same HTTP protocol as Lambda's (`/2018-06-01/runtime/invocation/...`).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+fn example_binary() -> PathBuf {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "-p", "sqs-kit", "--example", "validate_orders"])
+        .status()
+        .expect("cargo runs");
+    assert!(status.success());
+    std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("examples").join("validate_orders")
+}
+
+/// What the function posted back for one invocation.
+#[derive(Debug)]
+struct Reply {
+    request_id: String,
+    kind: &'static str,
+    body: String,
+}
+
+struct RuntimeApi {
+    address: String,
+    replies: Receiver<Reply>,
+}
+
+/// Serves `events` one per `next` request, then holds further `next` requests open.
+fn serve_runtime_api(events: Vec<String>) -> RuntimeApi {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let (sender, replies) = channel();
+    let queue = Arc::new(Mutex::new(events.into_iter().enumerate().collect::<Vec<_>>()));
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let (queue, sender) = (Arc::clone(&queue), sender.clone());
+            std::thread::spawn(move || serve_connection(stream, queue, sender));
+        }
+    });
+    RuntimeApi { address, replies }
+}
+
+fn serve_connection(stream: TcpStream, queue: Arc<Mutex<Vec<(usize, String)>>>, sender: Sender<Reply>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut content_length = 0;
+        loop {
+            let mut header = String::new();
+            reader.read_line(&mut header).unwrap();
+            if header.trim().is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    content_length = value.trim().parse().unwrap();
+                }
+            }
+        }
+        let mut body = vec![0; content_length];
+        reader.read_exact(&mut body).unwrap();
+        let path = request_line.split_whitespace().nth(1).unwrap_or_default().to_owned();
+        if path.ends_with("/invocation/next") {
+            let next = { let mut q = queue.lock().unwrap(); if q.is_empty() { None } else { Some(q.remove(0)) } };
+            let Some((index, event)) = next else {
+                std::thread::sleep(Duration::from_secs(3600));
+                return;
+            };
+            let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() + 30_000;
+            write!(
+                writer,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: req-{index}\r\nLambda-Runtime-Deadline-Ms: {deadline}\r\nLambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:eu-west-1:123456789012:function:validate-orders\r\nContent-Length: {}\r\n\r\n{event}",
+                event.len()
+            )
+            .unwrap();
+        } else {
+            let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+            // 2018-06-01/runtime/invocation/<id>/(response|error)
+            let kind = if parts.last() == Some(&"error") { "error" } else { "response" };
+            sender
+                .send(Reply { request_id: parts[3].to_owned(), kind, body: String::from_utf8_lossy(&body).into_owned() })
+                .unwrap();
+            write!(writer, "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n{{\"status\":\"OK\"}}").unwrap();
+        }
+        writer.flush().unwrap();
+    }
+}
+
+fn start_function(api: &RuntimeApi) -> Child {
+    Command::new(example_binary())
+        .env("AWS_LAMBDA_RUNTIME_API", &api.address)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "validate-orders")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "stream")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/validate-orders")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn lambda_mode_returns_the_failure_list_and_errors_when_all_fail() {
+    let sample = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/example/validate-orders.json"),
+    )
+    .unwrap();
+    let all_bad = r#"{"Records":[{"messageId":"bad-1","body":"nope","eventSource":"aws:sqs"}]}"#.to_owned();
+    let api = serve_runtime_api(vec![sample, all_bad]);
+    let mut function = start_function(&api);
+
+    let first = api.replies.recv_timeout(Duration::from_secs(30)).expect("a reply to the first invocation");
+    let second = api.replies.recv_timeout(Duration::from_secs(30)).expect("a reply to the second invocation");
+    function.kill().unwrap();
+    let logs = {
+        let mut logs = String::new();
+        function.stdout.take().unwrap().read_to_string(&mut logs).unwrap();
+        logs
+    };
+    function.wait().unwrap();
+
+    assert_eq!((first.request_id.as_str(), first.kind), ("req-0", "response"));
+    let response: serde_json::Value = serde_json::from_str(&first.body).unwrap();
+    let failed: Vec<&str> =
+        response["batchItemFailures"].as_array().unwrap().iter().map(|f| f["itemIdentifier"].as_str().unwrap()).collect();
+    assert_eq!(
+        failed,
+        ["2e1424d4-f796-459a-8184-9c92662be6da", "7b9c4e1a-3f2d-4b8e-9a6c-1d0e5f4a3b2c", "c5d8e7f6-a1b2-4c3d-9e8f-0a1b2c3d4e5f"]
+    );
+
+    assert_eq!((second.request_id.as_str(), second.kind), ("req-1", "error"));
+    assert!(second.body.contains("all 1 records of the batch failed"), "{}", second.body);
+
+    // Lambda mode logs JSON lines that carry the message id.
+    let failure_line = logs
+        .lines()
+        .find(|line| line.contains("2e1424d4-f796-459a-8184-9c92662be6da"))
+        .unwrap_or_else(|| panic!("no log line for the failed record in {logs}"));
+    let line: serde_json::Value = serde_json::from_str(failure_line).expect("log lines are JSON");
+    assert_eq!(line["level"], "ERROR");
+}

@@ -1,0 +1,116 @@
+//! `replay` as a user runs it: the example binary as a subprocess on the sample event.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::io::Write;
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// The example binary, built by cargo next to this test's own executable.
+fn example_binary() -> PathBuf {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "-p", "sqs-kit", "--example", "validate_orders"])
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building the example failed");
+    let profile_dir = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf();
+    profile_dir.join("examples").join("validate_orders")
+}
+
+fn replay(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(example_binary())
+        .arg("replay")
+        .args(args)
+        .current_dir(workspace_root())
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .env("LOG_LEVEL", "info")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the example starts");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn sample_event_reports_the_invalid_orders() {
+    let output = replay(&["events/example/validate-orders.json"], None);
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert_eq!(output.status.code(), Some(0), "stderr: {stderr}");
+    assert_eq!(
+        stdout,
+        concat!(
+            r#"{"batchItemFailures":[{"itemIdentifier":"2e1424d4-f796-459a-8184-9c92662be6da"},"#,
+            r#"{"itemIdentifier":"7b9c4e1a-3f2d-4b8e-9a6c-1d0e5f4a3b2c"},"#,
+            r#"{"itemIdentifier":"c5d8e7f6-a1b2-4c3d-9e8f-0a1b2c3d4e5f"}]}"#,
+            "\n"
+        )
+    );
+    assert!(stderr.contains("059f36b4-87a3-44ab-83d2-661975830a7d  processed"), "{stderr}");
+    assert!(stderr.contains("2e1424d4-f796-459a-8184-9c92662be6da  failed (permanent): the body is not valid JSON"), "{stderr}");
+    assert!(stderr.contains("7b9c4e1a-3f2d-4b8e-9a6c-1d0e5f4a3b2c  failed (permanent): the body is not a valid OrderEvent: the order has no items"), "{stderr}");
+    assert!(stderr.contains("quantities must be positive"), "{stderr}");
+    assert!(stderr.contains("totals: 2 processed, 0 duplicate, 3 failed (0 transient, 3 permanent), 0 not attempted"), "{stderr}");
+    assert!(!stderr.contains("minji@example.com"), "e-mail addresses must not be logged: {stderr}");
+}
+
+#[test]
+fn event_can_come_from_stdin() {
+    let event = std::fs::read_to_string(workspace_root().join("events/example/validate-orders.json")).unwrap();
+    let output = replay(&["-"], Some(&event));
+    assert_eq!(output.status.code(), Some(0));
+    assert!(text(&output.stdout).starts_with(r#"{"batchItemFailures":[{"itemIdentifier":"2e1424d4"#));
+}
+
+#[test]
+fn all_failed_batch_still_lists_every_record_and_says_lambda_saw_an_error() {
+    let event = r#"{"Records":[{"messageId":"only-one","body":"nope","eventSource":"aws:sqs"}]}"#;
+    let output = replay(&["-"], Some(event));
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(text(&output.stdout), "{\"batchItemFailures\":[{\"itemIdentifier\":\"only-one\"}]}\n");
+    assert!(text(&output.stderr).contains("Lambda would have seen a function error"));
+}
+
+fn assert_bad_input(output: &Output, expected: &str) {
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
+    assert!(output.stdout.is_empty(), "stdout must stay empty, got {:?}", text(&output.stdout));
+    assert_eq!(stderr.lines().count(), 1, "one line on stderr, got {stderr:?}");
+    assert!(stderr.contains(expected), "expected {expected:?} in {stderr:?}");
+}
+
+#[test]
+fn missing_file_is_bad_input() {
+    let output = replay(&["events/does-not-exist.json"], None);
+    assert_bad_input(&output, "error: cannot read events/does-not-exist.json: No such file or directory");
+}
+
+#[test]
+fn invalid_json_is_bad_input_with_line_and_column() {
+    assert_bad_input(&replay(&["-"], Some("not json")), "standard input is not valid JSON: expected ident at line 1 column 2");
+}
+
+#[test]
+fn a_document_that_is_not_an_sqs_event_is_bad_input() {
+    assert_bad_input(&replay(&["-"], Some(r#"{"foo":1}"#)), "is not a Lambda SQS event");
+    assert_bad_input(&replay(&["-"], Some("")), "standard input is empty");
+}
+
+#[test]
+fn unknown_flag_is_a_usage_error() {
+    let output = replay(&["--bogus"], None);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty());
+    assert!(text(&output.stderr).contains("unexpected argument '--bogus'"));
+}
