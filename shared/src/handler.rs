@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::RecordError;
+use crate::idempotency::Transaction;
 use crate::record::{InvocationContext, RecordMeta};
 
 /// What a handler gets besides the body: the record's metadata and the invocation's context.
@@ -23,6 +24,21 @@ use crate::record::{InvocationContext, RecordMeta};
 pub struct RecordContext {
     pub meta: Arc<RecordMeta>,
     pub invocation: Arc<InvocationContext>,
+    pub(crate) transaction: Option<Arc<Transaction>>,
+}
+
+impl RecordContext {
+    pub fn new(meta: Arc<RecordMeta>, invocation: Arc<InvocationContext>) -> Self {
+        Self { meta, invocation, transaction: None }
+    }
+
+    /// The transaction to commit business writes with, when the handler runs under
+    /// transactional idempotency.
+    pub fn transaction(&self) -> Result<&Transaction, RecordError> {
+        self.transaction.as_deref().ok_or_else(|| {
+            RecordError::permanent("this handler needs transactional idempotency; configure IdempotencyConfig::transactional()")
+        })
+    }
 }
 
 /// Business logic for one record, written against the function's own body type.

@@ -1,6 +1,8 @@
 //! Lambda mode: the example binary against a Runtime API served on 127.0.0.1, speaking the
 //! same HTTP protocol as Lambda's (`/2018-06-01/runtime/invocation/...`).
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -96,8 +98,9 @@ fn serve_connection(stream: TcpStream, queue: Arc<Mutex<Vec<(usize, String)>>>, 
     }
 }
 
-fn start_function(api: &RuntimeApi) -> Child {
+fn start_function(api: &RuntimeApi, table: &str) -> Child {
     Command::new(example_binary())
+        .env("IDEMPOTENCY_TABLE", table)
         .env("AWS_LAMBDA_RUNTIME_API", &api.address)
         .env("AWS_LAMBDA_FUNCTION_NAME", "validate-orders")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
@@ -110,15 +113,20 @@ fn start_function(api: &RuntimeApi) -> Child {
         .unwrap()
 }
 
-#[test]
-fn lambda_mode_returns_the_failure_list_and_errors_when_all_fail() {
+#[tokio::test]
+async fn lambda_mode_returns_the_failure_list_and_errors_when_all_fail() {
+    // Lambda mode keeps idempotency records in DynamoDB: the local AWS API's.
+    let Some(config) = common::local_aws().await else { return };
+    let table = common::unique_name("idempotency");
+    common::create_table(&config, &table, "id", None).await;
+
     let sample = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/example/validate-orders.json"),
     )
     .unwrap();
     let all_bad = r#"{"Records":[{"messageId":"bad-1","body":"nope","eventSource":"aws:sqs"}]}"#.to_owned();
     let api = serve_runtime_api(vec![sample, all_bad]);
-    let mut function = start_function(&api);
+    let mut function = start_function(&api, &table);
 
     let first = api.replies.recv_timeout(Duration::from_secs(30)).expect("a reply to the first invocation");
     let second = api.replies.recv_timeout(Duration::from_secs(30)).expect("a reply to the second invocation");
@@ -138,6 +146,11 @@ fn lambda_mode_returns_the_failure_list_and_errors_when_all_fail() {
         failed,
         ["2e1424d4-f796-459a-8184-9c92662be6da", "7b9c4e1a-3f2d-4b8e-9a6c-1d0e5f4a3b2c", "c5d8e7f6-a1b2-4c3d-9e8f-0a1b2c3d4e5f"]
     );
+
+    // The valid orders are completed in the DynamoDB table, under the deployed function's name.
+    let store = sqs_kit::store::DynamoDbStore::with_config(&config, &table);
+    let record = sqs_kit::store::IdempotencyStore::get(&store, "validate-orders#8c1f6d0e-5d3a-4c55-9a57-1f2b8f0c4a11").await.unwrap();
+    assert_eq!(record.map(|r| r.status), Some(sqs_kit::idempotency::Status::Completed));
 
     assert_eq!((second.request_id.as_str(), second.kind), ("req-1", "error"));
     assert!(second.body.contains("all 1 records of the batch failed"), "{}", second.body);

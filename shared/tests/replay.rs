@@ -19,10 +19,13 @@ fn example_binary() -> PathBuf {
     profile_dir.join("examples").join("validate_orders")
 }
 
-fn replay(args: &[&str], stdin: Option<&str>) -> Output {
+/// Runs `replay` with its embedded state in `state`.
+fn replay_in(state: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(example_binary())
         .arg("replay")
         .args(args)
+        .arg("--state")
+        .arg(state)
         .current_dir(workspace_root())
         .env_remove("AWS_LAMBDA_RUNTIME_API")
         .env("LOG_LEVEL", "info")
@@ -37,6 +40,12 @@ fn replay(args: &[&str], stdin: Option<&str>) -> Output {
     }
     drop(input);
     child.wait_with_output().unwrap()
+}
+
+/// Runs `replay` on a fresh state directory.
+fn replay(args: &[&str], stdin: Option<&str>) -> Output {
+    let state = tempfile::tempdir().unwrap();
+    replay_in(state.path(), args, stdin)
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -113,4 +122,64 @@ fn unknown_flag_is_a_usage_error() {
     assert_eq!(output.status.code(), Some(2));
     assert!(output.stdout.is_empty());
     assert!(text(&output.stderr).contains("unexpected argument '--bogus'"));
+}
+
+const SAMPLE: &str = "events/example/validate-orders.json";
+const VALID: [&str; 2] = ["059f36b4-87a3-44ab-83d2-661975830a7d", "f1e2d3c4-b5a6-4978-8695-a4b3c2d1e0f9"];
+
+#[test]
+fn replaying_the_same_event_twice_reports_duplicates_and_calls_no_handler() {
+    let state = tempfile::tempdir().unwrap();
+    let first = replay_in(state.path(), &[SAMPLE], None);
+    assert_eq!(text(&first.stderr).matches("order is valid").count(), 2);
+
+    let second = replay_in(state.path(), &[SAMPLE], None);
+    let stderr = text(&second.stderr);
+    assert_eq!(second.status.code(), Some(0));
+    assert_eq!(text(&second.stdout), text(&first.stdout), "the same records fail, the same succeed");
+    for id in VALID {
+        assert!(stderr.contains(&format!("{id}  duplicate (skipped)")), "{stderr}");
+    }
+    assert!(!stderr.contains("order is valid"), "no handler may run on the second replay: {stderr}");
+    assert!(stderr.contains("totals: 0 processed, 2 duplicate, 3 failed"), "{stderr}");
+}
+
+#[test]
+fn two_replays_at_once_on_one_state_run_each_order_once() {
+    let state = tempfile::tempdir().unwrap();
+    let binary = example_binary();
+    let spawn = || {
+        Command::new(&binary)
+            .args(["replay", SAMPLE, "--state"])
+            .arg(state.path())
+            .current_dir(workspace_root())
+            .env_remove("AWS_LAMBDA_RUNTIME_API")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let logs = text(&a.stderr) + &text(&b.stderr);
+    assert_eq!(logs.matches("order is valid").count(), 2, "each valid order is handled once across both: {logs}");
+    for id in VALID {
+        let settled = logs.matches(&format!("{id}  processed")).count() + logs.matches(&format!("{id}  duplicate")).count();
+        let retried = logs.matches(&format!("{id}  failed (transient): another invocation is processing")).count();
+        assert_eq!(settled + retried, 2, "{id}: {logs}");
+        assert!(settled >= 1, "{id} was processed by neither: {logs}");
+    }
+}
+
+#[test]
+fn the_state_directory_can_come_from_sqs_kit_state() {
+    let state = tempfile::tempdir().unwrap();
+    let output = Command::new(example_binary())
+        .args(["replay", SAMPLE])
+        .current_dir(workspace_root())
+        .env("SQS_KIT_STATE", state.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert!(state.path().join("sqs-kit.sqlite3").exists());
 }

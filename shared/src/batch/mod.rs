@@ -239,7 +239,7 @@ impl<S: RecordService> BatchProcessor<S> {
             receive_count = record.meta.receive_count,
             request_id = %invocation.request_id,
         );
-        let cx = RecordContext { meta: Arc::clone(&record.meta), invocation: Arc::clone(invocation) };
+        let cx = RecordContext::new(Arc::clone(&record.meta), Arc::clone(invocation));
         let call = self.service.call(Record { body, cx });
         // Spawned so that a panic unwinds that task only, and so that records of a batch can
         // use every core.
@@ -306,7 +306,7 @@ fn log_outcome(meta: &RecordMeta, outcome: &Outcome) {
     }
 }
 
-fn panic_message(payload: &(dyn Any + Send)) -> &str {
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
     payload
         .downcast_ref::<&str>()
         .copied()

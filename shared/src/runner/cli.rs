@@ -1,8 +1,11 @@
 //! The command line of every function binary.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::store::{Backend, EmbeddedStore};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,4 +34,34 @@ pub(crate) struct ReplayArgs {
     /// Simulated time left in the invocation, in milliseconds.
     #[arg(long, default_value_t = 30_000)]
     pub remaining_ms: u64,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    /// SQLite in the state directory.
+    Embedded,
+    /// The DynamoDB table named by IDEMPOTENCY_TABLE (AWS, or AWS_ENDPOINT_URL).
+    Dynamodb,
+}
+
+/// Where state lives: the embedded store by default, DynamoDB on request.
+#[derive(Clone, Debug, Args)]
+pub struct StoreArgs {
+    /// Which store keeps idempotency records and the function's state.
+    #[arg(long, value_enum, default_value_t = StoreKind::Embedded)]
+    pub store: StoreKind,
+    /// State directory of the embedded store.
+    #[arg(long, env = crate::env::STATE_DIR, default_value = crate::env::DEFAULT_STATE_DIR)]
+    pub state: PathBuf,
+}
+
+impl StoreArgs {
+    pub async fn open(&self) -> anyhow::Result<Backend> {
+        Ok(match self.store {
+            StoreKind::Embedded => Backend::Embedded(Arc::new(EmbeddedStore::open(&self.state)?)),
+            StoreKind::Dynamodb => Backend::dynamodb_from_env().await?,
+        })
+    }
 }

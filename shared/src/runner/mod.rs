@@ -2,10 +2,11 @@
 //! commands otherwise.
 //!
 //! ```no_run
-//! use sqs_kit::{handler_fn, typed, RecordContext, RecordError};
+//! use sqs_kit::{handler_fn, typed, IdempotencyConfig, RecordContext, RecordError};
 //! use sqs_kit::runner::Runner;
 //!
 //! #[derive(serde::Deserialize)]
+//! #[serde(rename_all = "camelCase")]
 //! struct Order { order_id: String }
 //!
 //! #[tokio::main]
@@ -13,7 +14,10 @@
 //!     let handler = handler_fn(|order: Order, _cx: RecordContext| async move {
 //!         Ok::<_, RecordError>(order.order_id)
 //!     });
-//!     Runner::new("orders", typed(handler)).run().await
+//!     Runner::new("orders", typed(handler))
+//!         .idempotent(IdempotencyConfig::keyed_by("/orderId"))
+//!         .run()
+//!         .await
 //! }
 //! ```
 
@@ -23,13 +27,17 @@ mod logging;
 mod replay;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 
+pub use cli::{StoreArgs, StoreKind};
+pub use replay::{load_event, InputError};
+
 use crate::batch::{BatchConfig, BatchProcessor};
 use crate::handler::RecordService;
-
-pub use replay::{load_event, InputError};
+use crate::idempotency::{IdempotencyConfig, Idempotent};
+use crate::store::{Backend, MissingTable};
 
 /// Exit status of the local commands.
 pub mod exit {
@@ -39,34 +47,72 @@ pub mod exit {
     pub const RUNTIME: u8 = 1;
 }
 
-/// A function binary: its name, its record service and how batches are processed.
-pub struct Runner<S> {
+type BuildService = Box<dyn FnOnce(Option<&Backend>) -> anyhow::Result<Arc<dyn RecordService>> + Send>;
+
+/// A function binary: its name, how to build its record service, and how batches run.
+pub struct Runner {
     name: String,
-    service: S,
+    build: BuildService,
+    needs_backend: bool,
+    idempotency: Option<IdempotencyConfig>,
     config: BatchConfig,
 }
 
-impl<S: RecordService> Runner<S> {
-    /// `name` is the function's name in local modes (in Lambda, the deployed name is used).
-    pub fn new(name: impl Into<String>, service: S) -> Self {
-        Self { name: name.into(), service, config: BatchConfig::default() }
+impl Runner {
+    /// A function whose service needs no store of its own. `name` is its name in local modes
+    /// (in Lambda, the deployed name is used).
+    pub fn new<S: RecordService>(name: impl Into<String>, service: S) -> Self {
+        Self::build(name, false, move |_| Ok(Arc::new(service) as Arc<dyn RecordService>))
+    }
+
+    /// A function whose adapters are built on the backend the mode picks: DynamoDB in Lambda,
+    /// the embedded store (or DynamoDB with `--store dynamodb`) locally.
+    pub fn with_backend<S, F>(name: impl Into<String>, build: F) -> Self
+    where
+        S: RecordService,
+        F: FnOnce(&Backend) -> anyhow::Result<S> + Send + 'static,
+    {
+        Self::build(name, true, move |backend| {
+            let backend = backend.expect("a backend is opened for functions that need one");
+            Ok(Arc::new(build(backend)?) as Arc<dyn RecordService>)
+        })
+    }
+
+    fn build(
+        name: impl Into<String>,
+        needs_backend: bool,
+        build: impl FnOnce(Option<&Backend>) -> anyhow::Result<Arc<dyn RecordService>> + Send + 'static,
+    ) -> Self {
+        Self { name: name.into(), build: Box::new(build), needs_backend, idempotency: None, config: BatchConfig::default() }
+    }
+
+    /// Wraps the service in the idempotency layer, on the backend's store.
+    pub fn idempotent(self, config: IdempotencyConfig) -> Self {
+        Self { idempotency: Some(config), needs_backend: true, ..self }
     }
 
     pub fn with_config(self, config: BatchConfig) -> Self {
         Self { config, ..self }
     }
 
+    fn processor(self, backend: Option<&Backend>) -> anyhow::Result<BatchProcessor<Arc<dyn RecordService>>> {
+        let mut service = (self.build)(backend)?;
+        if let (Some(config), Some(backend)) = (self.idempotency, backend) {
+            service = Arc::new(Idempotent::new(service, backend.store(), config)?);
+        }
+        Ok(BatchProcessor::new(service, self.config))
+    }
+
     /// Serves Lambda if `AWS_LAMBDA_RUNTIME_API` is set and no command was given; otherwise
     /// parses the command line and runs the command.
     pub async fn run(self) -> ExitCode {
-        let processor = BatchProcessor::new(self.service, self.config);
         let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-        if args.len() <= 1 && std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        if args.len() <= 1 && crate::env::var(crate::env::LAMBDA_RUNTIME_API).is_some() {
             logging::init(logging::Mode::Lambda);
-            return match lambda::serve(processor).await {
+            return match self.serve_lambda().await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
-                    tracing::error!(%error, "the Lambda runtime stopped");
+                    tracing::error!(error = format!("{error:#}"), "the function stopped");
                     ExitCode::from(exit::RUNTIME)
                 }
             };
@@ -80,7 +126,38 @@ impl<S: RecordService> Runner<S> {
         };
         logging::init(logging::Mode::Local);
         match cli.command {
-            cli::Command::Replay(args) => replay::run(&self.name, &processor, args).await,
+            cli::Command::Replay(args) => {
+                let name = crate::env::var(crate::env::FUNCTION_NAME).unwrap_or_else(|| self.name.clone());
+                let processor = match self.local_processor(&args.store).await {
+                    Ok(processor) => processor,
+                    Err(failure) => return failure,
+                };
+                replay::run(&name, &processor, args).await
+            }
         }
     }
+
+    async fn serve_lambda(self) -> anyhow::Result<()> {
+        let backend = match self.needs_backend {
+            true => Some(Backend::dynamodb_from_env().await?),
+            false => None,
+        };
+        let processor = self.processor(backend.as_ref())?;
+        lambda::serve(processor).await.map_err(|e| anyhow::anyhow!(e))
+    }
+
+    async fn local_processor(self, store: &StoreArgs) -> Result<BatchProcessor<Arc<dyn RecordService>>, ExitCode> {
+        let backend = match self.needs_backend {
+            true => Some(store.open().await.map_err(report_error)?),
+            false => None,
+        };
+        self.processor(backend.as_ref()).map_err(report_error)
+    }
+}
+
+/// Prints a command's error as one line and picks the exit status.
+pub fn report_error(error: anyhow::Error) -> ExitCode {
+    eprintln!("error: {error:#}");
+    let bad_input = error.is::<MissingTable>() || error.is::<InputError>();
+    ExitCode::from(if bad_input { exit::BAD_INPUT } else { exit::RUNTIME })
 }

@@ -1,0 +1,21 @@
+//! Every environment variable the toolkit reads, in one place (the README's configuration
+//! table lists the same).
+
+/// Name of the DynamoDB idempotency table (Lambda mode, and `--store dynamodb`).
+pub const IDEMPOTENCY_TABLE: &str = "IDEMPOTENCY_TABLE";
+/// Local state directory of the embedded store; `--state` overrides it. Default `.local`.
+pub const STATE_DIR: &str = "SQS_KIT_STATE";
+/// Set by Lambda (and `cargo lambda watch`): serve the Runtime API.
+pub const LAMBDA_RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
+/// The deployed function's name; in local modes it overrides the binary's own name.
+pub const FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
+/// Log level (`error`, `warn`, `info`, `debug`, `trace`) or a `tracing` filter; `RUST_LOG` is
+/// read when it is unset. Default `info`.
+pub const LOG_LEVEL: &str = "LOG_LEVEL";
+pub const RUST_LOG: &str = "RUST_LOG";
+
+pub const DEFAULT_STATE_DIR: &str = ".local";
+
+pub fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}

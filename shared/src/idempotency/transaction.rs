@@ -1,0 +1,137 @@
+//! The handle through which a handler in transactional mode commits its writes together with
+//! its idempotency record.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{IdempotencyRecord, Now, Status};
+use crate::error::RecordError;
+use crate::store::{BusinessWrite, CommitFailure, IdempotencyStore};
+
+/// How a transaction ended.
+#[derive(Clone, Debug)]
+pub(super) enum Settlement {
+    /// The writes and this `COMPLETED` record are in the store.
+    Committed(IdempotencyRecord),
+    /// A live record already held the key; nothing was written.
+    Taken(IdempotencyRecord),
+    /// The store failed; nothing was written.
+    Failed(RecordError),
+}
+
+/// Why [`Transaction::commit`] wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// The key was completed (or is being processed) by another delivery. The batch layer
+    /// reports the record as that delivery's duplicate; the handler just returns the error.
+    #[error("idempotency key {0} was already taken by another delivery; nothing was written")]
+    AlreadyTaken(String),
+    /// A business write's condition failed (insufficient stock, say). Nothing was written; the
+    /// handler may commit another outcome (a recorded rejection) instead.
+    #[error("business write {index} was rejected: {reason}")]
+    Rejected { index: usize, reason: String },
+    #[error(transparent)]
+    Failed(RecordError),
+}
+
+impl From<CommitError> for RecordError {
+    fn from(error: CommitError) -> Self {
+        match error {
+            CommitError::Failed(error) => error,
+            CommitError::Rejected { .. } => RecordError::transient(error.to_string()),
+            CommitError::AlreadyTaken(_) => RecordError::transient(error.to_string()),
+        }
+    }
+}
+
+pub struct Transaction {
+    store: Arc<dyn IdempotencyStore>,
+    id: String,
+    payload_hash: String,
+    ttl: Duration,
+    settlement: Mutex<Option<Settlement>>,
+}
+
+impl std::fmt::Debug for Transaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+impl Transaction {
+    pub(super) fn new(store: Arc<dyn IdempotencyStore>, id: String, payload_hash: String, ttl: Duration) -> Self {
+        Self { store, id, payload_hash, ttl, settlement: Mutex::new(None) }
+    }
+
+    /// The store the writes go to, so adapters can check they build the right kind.
+    pub fn store(&self) -> &Arc<dyn IdempotencyStore> {
+        &self.store
+    }
+
+    /// The idempotency key (`<function>#<key>`) this transaction completes.
+    pub fn key(&self) -> &str {
+        &self.id
+    }
+
+    /// Commits `writes` and the `COMPLETED` record carrying `output`, atomically. At most one
+    /// commit succeeds per record; after a rejection the handler may commit again (typically
+    /// with no writes and an output that records the rejection).
+    pub async fn commit<O: Serialize>(&self, writes: Vec<BusinessWrite>, output: &O) -> Result<(), CommitError> {
+        let output = serde_json::to_value(output)
+            .map_err(|e| CommitError::Failed(RecordError::permanent(format!("the handler's output could not be serialized: {e}"))))?;
+        self.commit_value(writes, output).await
+    }
+
+    pub(super) async fn commit_value(&self, writes: Vec<BusinessWrite>, output: Value) -> Result<(), CommitError> {
+        if self.is_settled() {
+            return Err(CommitError::Failed(RecordError::permanent(format!(
+                "the transaction for {} was already settled; commit once per record",
+                self.id
+            ))));
+        }
+        let now = Now::system();
+        let record = IdempotencyRecord {
+            id: self.id.clone(),
+            status: Status::Completed,
+            expiration: now.plus(self.ttl).secs,
+            in_progress_expiration: None,
+            payload_hash: self.payload_hash.clone(),
+            result: Some(output),
+            updated_at: now.millis,
+        };
+        let (settlement, result) = match self.store.commit(&record, writes, now).await {
+            Ok(()) => (Settlement::Committed(record), Ok(())),
+            Err(CommitFailure::BusinessCondition { index, reason }) => return Err(CommitError::Rejected { index, reason }),
+            Err(CommitFailure::ClaimLost(existing)) => {
+                let existing = match existing {
+                    Some(existing) => Ok(existing),
+                    // The store could not return the record with the failure: read it.
+                    None => self.store.get(&self.id).await.map_err(|e| RecordError::transient(e.to_string())).and_then(|found| {
+                        found.ok_or_else(|| RecordError::transient(format!("the commit of {} conflicted with a record that is gone; it will be retried", self.id)))
+                    }),
+                };
+                match existing {
+                    Ok(existing) => (Settlement::Taken(existing), Err(CommitError::AlreadyTaken(self.id.clone()))),
+                    Err(error) => (Settlement::Failed(error.clone()), Err(CommitError::Failed(error))),
+                }
+            }
+            Err(CommitFailure::Store(error)) => {
+                let error = RecordError::transient(error.to_string());
+                (Settlement::Failed(error.clone()), Err(CommitError::Failed(error)))
+            }
+        };
+        *self.settlement.lock().unwrap_or_else(|p| p.into_inner()) = Some(settlement);
+        result
+    }
+
+    pub(super) fn is_settled(&self) -> bool {
+        self.settlement.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+
+    pub(super) fn settlement(&self) -> Option<Settlement> {
+        self.settlement.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}

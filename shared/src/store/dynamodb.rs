@@ -1,0 +1,303 @@
+//! The DynamoDB store: one table, partition key `id` (string), TTL on `expiration`.
+//!
+//! The claim is a single conditional `PutItem` with `ReturnValuesOnConditionCheckFailure =
+//! ALL_OLD`: when the key is taken, DynamoDB returns the existing record with the failure, so
+//! a duplicate costs one request and no read. Credentials, region and endpoint come from the
+//! standard AWS configuration chain; `AWS_ENDPOINT_URL` points it at a local API.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
+use aws_sdk_dynamodb::Client;
+
+use super::{wrong_write_kind, BusinessWrite, Claim, CommitFailure, IdempotencyStore, StoreError};
+use crate::idempotency::{IdempotencyRecord, Now, Status};
+
+const CLAIM_CONDITION: &str =
+    "attribute_not_exists(#id) OR #expiration < :now OR (#status = :in_progress AND #in_progress_expiration < :now_ms)";
+
+/// Counts the HTTP requests a client sends (retries included), to measure the store's cost.
+#[derive(Clone, Debug, Default)]
+pub struct RequestCounter(Arc<AtomicUsize>);
+
+impl RequestCounter {
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Intercept for RequestCounter {
+    fn name(&self) -> &'static str {
+        "RequestCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct DynamoDbStore {
+    client: Client,
+    table: String,
+    requests: RequestCounter,
+}
+
+impl DynamoDbStore {
+    /// A store on `table` with a client from the standard AWS configuration chain.
+    pub async fn from_env(table: impl Into<String>) -> Self {
+        let config = aws_config::load_from_env().await;
+        Self::with_config(&config, table)
+    }
+
+    pub fn with_config(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        let requests = RequestCounter::default();
+        let client_config = aws_sdk_dynamodb::config::Builder::from(config).interceptor(requests.clone()).build();
+        Self { client: Client::from_conf(client_config), table: table.into(), requests }
+    }
+
+    /// The client, for a function's own tables on the same connection pool.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// HTTP requests this store's client has sent so far.
+    pub fn requests_sent(&self) -> usize {
+        self.requests.get()
+    }
+
+    fn error<E: std::error::Error + 'static, R: std::fmt::Debug>(&self, operation: &'static str, error: SdkError<E, R>) -> StoreError {
+        StoreError { store: self.describe(), operation, cause: DisplayErrorContext(error).to_string() }
+    }
+
+    /// The `Put` of a transaction that writes `record` under the claim condition.
+    fn conditional_put(&self, record: &IdempotencyRecord, now: Now) -> Result<Put, StoreError> {
+        Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(record)))
+            .condition_expression(CLAIM_CONDITION)
+            .set_expression_attribute_names(Some(claim_names()))
+            .set_expression_attribute_values(Some(claim_values(now)))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| StoreError { store: self.describe(), operation: "commit", cause: e.to_string() })
+    }
+}
+
+fn claim_names() -> HashMap<String, String> {
+    [("#id", "id"), ("#expiration", "expiration"), ("#status", "status"), ("#in_progress_expiration", "in_progress_expiration")]
+        .into_iter()
+        .map(|(placeholder, name)| (placeholder.to_owned(), name.to_owned()))
+        .collect()
+}
+
+fn claim_values(now: Now) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (":now".to_owned(), number(now.secs)),
+        (":now_ms".to_owned(), number(now.millis)),
+        (":in_progress".to_owned(), AttributeValue::S(Status::InProgress.as_str().to_owned())),
+    ])
+}
+
+fn number(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn to_item(record: &IdempotencyRecord) -> HashMap<String, AttributeValue> {
+    let mut item = HashMap::from([
+        ("id".to_owned(), AttributeValue::S(record.id.clone())),
+        ("status".to_owned(), AttributeValue::S(record.status.as_str().to_owned())),
+        ("expiration".to_owned(), number(record.expiration)),
+        ("payload_hash".to_owned(), AttributeValue::S(record.payload_hash.clone())),
+        ("updated_at".to_owned(), number(record.updated_at)),
+    ]);
+    if let Some(until) = record.in_progress_expiration {
+        item.insert("in_progress_expiration".to_owned(), number(until));
+    }
+    if let Some(result) = &record.result {
+        item.insert("result".to_owned(), AttributeValue::S(result.to_string()));
+    }
+    item
+}
+
+/// Reads a record back; `None` when the item does not have the record's shape.
+fn from_item(item: &HashMap<String, AttributeValue>) -> Option<IdempotencyRecord> {
+    let string = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    let int = |name: &str| item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok());
+    Some(IdempotencyRecord {
+        id: string("id")?,
+        status: Status::parse(&string("status")?)?,
+        expiration: int("expiration")?,
+        in_progress_expiration: int("in_progress_expiration"),
+        payload_hash: string("payload_hash").unwrap_or_default(),
+        result: string("result").and_then(|text| serde_json::from_str(&text).ok()),
+        updated_at: int("updated_at").unwrap_or_default(),
+    })
+}
+
+fn key(id: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([("id".to_owned(), AttributeValue::S(id.to_owned()))])
+}
+
+#[async_trait]
+impl IdempotencyStore for DynamoDbStore {
+    fn describe(&self) -> String {
+        format!("DynamoDB table {}", self.table)
+    }
+
+    async fn claim(&self, record: &IdempotencyRecord, now: Now) -> Result<Claim, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(record)))
+            .condition_expression(CLAIM_CONDITION)
+            .set_expression_attribute_names(Some(claim_names()))
+            .set_expression_attribute_values(Some(claim_values(now)))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let error = match result {
+            Ok(_) => return Ok(Claim::Acquired),
+            Err(error) => error,
+        };
+        match error.as_service_error() {
+            Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+                let existing = failed.item().and_then(from_item).ok_or_else(|| StoreError {
+                    store: self.describe(),
+                    operation: "claim",
+                    cause: "the condition failed but DynamoDB returned no readable record (is ReturnValuesOnConditionCheckFailure supported?)".into(),
+                })?;
+                Ok(Claim::Existing(existing))
+            }
+            _ => Err(self.error("claim", error)),
+        }
+    }
+
+    async fn complete(&self, record: &IdempotencyRecord) -> Result<(), StoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(&record.id)))
+            .update_expression(if record.result.is_some() {
+                "SET #status = :status, #expiration = :expiration, payload_hash = :hash, updated_at = :updated_at, #result = :result REMOVE in_progress_expiration"
+            } else {
+                "SET #status = :status, #expiration = :expiration, payload_hash = :hash, updated_at = :updated_at REMOVE in_progress_expiration, #result"
+            })
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#expiration", "expiration")
+            .expression_attribute_names("#result", "result")
+            .expression_attribute_values(":status", AttributeValue::S(record.status.as_str().to_owned()))
+            .expression_attribute_values(":expiration", number(record.expiration))
+            .expression_attribute_values(":hash", AttributeValue::S(record.payload_hash.clone()))
+            .expression_attribute_values(":updated_at", number(record.updated_at));
+        if let Some(result) = &record.result {
+            update = update.expression_attribute_values(":result", AttributeValue::S(result.to_string()));
+        }
+        update.return_values(ReturnValue::None).send().await.map_err(|e| self.error("complete", e))?;
+        Ok(())
+    }
+
+    async fn release(&self, id: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(id)))
+            .condition_expression("#status = :in_progress")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":in_progress", AttributeValue::S(Status::InProgress.as_str().to_owned()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Already gone, or completed by someone else: nothing of ours to release.
+            Err(error) if matches!(error.as_service_error(), Some(DeleteItemError::ConditionalCheckFailedException(_))) => Ok(()),
+            Err(error) => Err(self.error("release", error)),
+        }
+    }
+
+    async fn commit(&self, record: &IdempotencyRecord, writes: Vec<BusinessWrite>, now: Now) -> Result<(), CommitFailure> {
+        let mut items = vec![TransactWriteItem::builder().put(self.conditional_put(record, now)?).build()];
+        for write in writes {
+            match write {
+                BusinessWrite::DynamoDb(item) => items.push(*item),
+                other => return Err(wrong_write_kind(&self.describe(), &other)),
+            }
+        }
+        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        let error = match result {
+            Ok(_) => return Ok(()),
+            Err(error) => error,
+        };
+        let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = error.as_service_error() else {
+            return Err(self.error("commit", error).into());
+        };
+        let reasons = cancelled.cancellation_reasons();
+        let failed_condition = |reason: &aws_sdk_dynamodb::types::CancellationReason| reason.code() == Some("ConditionalCheckFailed");
+        if let Some(claim_reason) = reasons.first().filter(|reason| failed_condition(reason)) {
+            return Err(CommitFailure::ClaimLost(claim_reason.item().and_then(from_item)));
+        }
+        if let Some((position, reason)) = reasons.iter().enumerate().skip(1).find(|(_, reason)| failed_condition(reason)) {
+            return Err(CommitFailure::BusinessCondition {
+                index: position - 1,
+                reason: reason.message().unwrap_or("the condition of the write failed").to_owned(),
+            });
+        }
+        let codes: Vec<&str> = reasons.iter().map(|reason| reason.code().unwrap_or("None")).collect();
+        Err(StoreError {
+            store: self.describe(),
+            operation: "commit",
+            cause: format!("the transaction was cancelled ({}); it will be retried", codes.join(", ")),
+        }
+        .into())
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.error("read", e))?;
+        Ok(output.item().and_then(from_item))
+    }
+
+    async fn evict(&self, id: &str) -> Result<bool, StoreError> {
+        let output = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(id)))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| self.error("evict", e))?;
+        Ok(output.attributes().is_some_and(|attributes| !attributes.is_empty()))
+    }
+}

@@ -1,0 +1,153 @@
+//! Where idempotency records live: one trait, three stores.
+//!
+//! - [`DynamoDbStore`]: a DynamoDB table, in AWS (or any endpoint set by `AWS_ENDPOINT_URL`).
+//! - [`EmbeddedStore`]: an SQLite database in a file under the local state directory, shared
+//!   by every function and process that uses the same directory.
+//! - [`MemoryStore`]: a map in memory, for unit tests.
+//!
+//! Every store passes the same conformance suite (`shared/tests/store_conformance.rs`).
+
+mod dynamodb;
+mod embedded;
+mod memory;
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+pub use dynamodb::{DynamoDbStore, RequestCounter};
+pub use embedded::{EmbeddedStore, EmbeddedWrite, WriteRejected};
+pub use memory::{MemoryStore, MemoryTables, MemoryWrite};
+
+use crate::idempotency::{IdempotencyRecord, Now};
+
+/// What a conditional claim found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Claim {
+    /// The record was written; the caller owns the key until it completes or releases it.
+    Acquired,
+    /// A live record blocked the claim; it is returned as the store found it.
+    Existing(IdempotencyRecord),
+}
+
+/// A business write that must commit in the same transaction as an idempotency record.
+/// Each store accepts its own kind; handing a store another kind is a programming error.
+pub enum BusinessWrite {
+    /// One item of a DynamoDB `TransactWriteItems` call (`Put`, `Update`, `Delete` or
+    /// `ConditionCheck`); its condition failing rejects the whole transaction.
+    DynamoDb(Box<aws_sdk_dynamodb::types::TransactWriteItem>),
+    /// SQL run inside the embedded store's transaction.
+    Embedded(EmbeddedWrite),
+    /// A change to the memory store's tables.
+    Memory(MemoryWrite),
+}
+
+impl fmt::Debug for BusinessWrite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BusinessWrite::DynamoDb(item) => f.debug_tuple("DynamoDb").field(item).finish(),
+            BusinessWrite::Embedded(_) => f.write_str("Embedded(..)"),
+            BusinessWrite::Memory(_) => f.write_str("Memory(..)"),
+        }
+    }
+}
+
+impl BusinessWrite {
+    fn kind(&self) -> &'static str {
+        match self {
+            BusinessWrite::DynamoDb(_) => "DynamoDB",
+            BusinessWrite::Embedded(_) => "embedded",
+            BusinessWrite::Memory(_) => "memory",
+        }
+    }
+}
+
+/// Why a transactional commit did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitFailure {
+    /// The idempotency condition failed: a live record exists (returned when the store could
+    /// read it with the failure).
+    #[error("the idempotency record is already taken")]
+    ClaimLost(Option<IdempotencyRecord>),
+    /// The condition of business write `index` (0-based, in the order given) failed.
+    #[error("business write {index} was rejected: {reason}")]
+    BusinessCondition { index: usize, reason: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A store could not be reached or refused a request for a reason other than a condition.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the idempotency store ({store}) failed to {operation}: {cause}")]
+pub struct StoreError {
+    /// Which store, e.g. `DynamoDB table orders-idempotency`.
+    pub store: String,
+    pub operation: &'static str,
+    pub cause: String,
+}
+
+/// A place that keeps idempotency records, with conditional writes.
+///
+/// `now` is passed in rather than read inside, so that the expiry rules are the caller's clock
+/// and can be tested.
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync + 'static {
+    /// Human-readable name, for error messages: `DynamoDB table X`, `embedded store at DIR`.
+    fn describe(&self) -> String;
+
+    /// Writes `record` (status `IN_PROGRESS`) unless a live record holds the key, in one
+    /// conditional request: `attribute_not_exists(id) OR expiration < now OR
+    /// (status = IN_PROGRESS AND in_progress_expiration < now_ms)`.
+    async fn claim(&self, record: &IdempotencyRecord, now: Now) -> Result<Claim, StoreError>;
+
+    /// Replaces the caller's claim with `record` (status `COMPLETED`).
+    async fn complete(&self, record: &IdempotencyRecord) -> Result<(), StoreError>;
+
+    /// Deletes the caller's `IN_PROGRESS` claim so a retry can run; never a `COMPLETED` record.
+    async fn release(&self, id: &str) -> Result<(), StoreError>;
+
+    /// Writes `record` (status `COMPLETED`) and `writes` atomically, under the claim condition.
+    async fn commit(&self, record: &IdempotencyRecord, writes: Vec<BusinessWrite>, now: Now) -> Result<(), CommitFailure>;
+
+    /// Reads a record as stored, live or not (operator tooling; not on the processing path).
+    async fn get(&self, id: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
+
+    /// Deletes a record whatever its status, so the key is processed again; whether it existed.
+    async fn evict(&self, id: &str) -> Result<bool, StoreError>;
+}
+
+fn wrong_write_kind(store: &str, write: &BusinessWrite) -> CommitFailure {
+    CommitFailure::Store(StoreError {
+        store: store.to_owned(),
+        operation: "commit",
+        cause: format!("it cannot run a {} business write; build the function's adapters for this store", write.kind()),
+    })
+}
+
+/// The stores a function's adapters build on: the idempotency store and, through it, the
+/// connection (embedded) or client (DynamoDB) for the function's own tables.
+#[derive(Clone)]
+pub enum Backend {
+    Embedded(std::sync::Arc<EmbeddedStore>),
+    DynamoDb(std::sync::Arc<DynamoDbStore>),
+}
+
+impl Backend {
+    pub fn store(&self) -> std::sync::Arc<dyn IdempotencyStore> {
+        match self {
+            Backend::Embedded(store) => store.clone(),
+            Backend::DynamoDb(store) => store.clone(),
+        }
+    }
+
+    /// The DynamoDB backend on the table named by `IDEMPOTENCY_TABLE`.
+    pub async fn dynamodb_from_env() -> Result<Self, MissingTable> {
+        let table = crate::env::var(crate::env::IDEMPOTENCY_TABLE).ok_or(MissingTable)?;
+        Ok(Backend::DynamoDb(std::sync::Arc::new(DynamoDbStore::from_env(table).await)))
+    }
+}
+
+/// `IDEMPOTENCY_TABLE` is not set.
+#[derive(Debug, thiserror::Error)]
+#[error("the DynamoDB store needs IDEMPOTENCY_TABLE set to the name of the idempotency table")]
+pub struct MissingTable;
