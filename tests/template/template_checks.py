@@ -1,0 +1,750 @@
+"""Invariant checks over a parsed SAM template (design.md section 7, issue 5).
+
+Every check is a function ``check_x(template) -> list[str]`` over the template
+as plain dicts and lists (short-form tags already turned into their long
+``{"Fn::...": ...}`` form, as ``load_template`` does with cfn-lint's decoder).
+It returns one human-readable problem per violation, an empty list when the
+template is right, so a test can show that each check also fails.
+
+The checks look at the template as written (before the SAM transform): a
+"pair" is an ``AWS::Serverless::Function`` and the ``AWS::SQS::Queue`` its
+``SQS`` event reads from.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Iterator
+
+DLQ_RETENTION_SECONDS = 14 * 24 * 3600
+SQS_DEFAULT_RETENTION_SECONDS = 4 * 24 * 3600
+SQS_DEFAULT_VISIBILITY_TIMEOUT = 30
+LAMBDA_DEFAULT_TIMEOUT = 3
+FIFO_MAX_BATCH_SIZE = 10
+STANDARD_MAX_BATCH_SIZE = 10000
+MIN_MAX_CONCURRENCY, MAX_MAX_CONCURRENCY = 2, 1000
+VISIBILITY_FACTOR = 6
+
+# Actions that have no resource-level permissions in IAM: "*" is the only
+# resource they can be granted on. Nothing else may use "*".
+RESOURCELESS_ACTIONS = frozenset({"xray:puttracesegments", "xray:puttelemetryrecords"})
+
+SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
+
+
+# ----------------------------------------------------------------- loading
+def load_template(path: str | Path) -> dict:
+    """Parse a template with cfn-lint's decoder (understands !Sub, !Ref, ...)
+    and return it as plain dicts and lists."""
+    from cfnlint.decode import decode
+
+    template, matches = decode(str(path))
+    if matches or template is None:
+        raise ValueError(f"{path} does not parse: {[str(m) for m in matches]}")
+    return json.loads(json.dumps(template))
+
+
+# ----------------------------------------------------------------- helpers
+def resources(template: dict, *types: str) -> dict[str, dict]:
+    return {
+        name: res
+        for name, res in template.get("Resources", {}).items()
+        if isinstance(res, dict) and res.get("Type") in types
+    }
+
+
+def props(resource: dict) -> dict:
+    value = resource.get("Properties")
+    return value if isinstance(value, dict) else {}
+
+
+def ref_target(value: Any) -> str | None:
+    """The logical id a ``Ref`` or ``Fn::GetAtt`` names, else None."""
+    if isinstance(value, dict) and len(value) == 1:
+        if "Ref" in value and isinstance(value["Ref"], str):
+            return value["Ref"]
+        if "Fn::GetAtt" in value:
+            att = value["Fn::GetAtt"]
+            if isinstance(att, list) and att and isinstance(att[0], str):
+                return att[0]
+            if isinstance(att, str):
+                return att.split(".", 1)[0]
+    return None
+
+
+def getatt(value: Any) -> tuple[str, str] | None:
+    if isinstance(value, dict) and list(value) == ["Fn::GetAtt"]:
+        att = value["Fn::GetAtt"]
+        if isinstance(att, list) and len(att) == 2 and all(isinstance(a, str) for a in att):
+            return att[0], att[1]
+        if isinstance(att, str) and "." in att:
+            logical, attribute = att.split(".", 1)
+            return logical, attribute
+    return None
+
+
+def is_getatt(value: Any, logical: str, attribute: str) -> bool:
+    return getatt(value) == (logical, attribute)
+
+
+def is_ref(value: Any, logical: str) -> bool:
+    return isinstance(value, dict) and value == {"Ref": logical}
+
+
+def as_list(value: Any) -> list:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def truthy(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def parameter(template: dict, name: str) -> dict | None:
+    value = template.get("Parameters", {}).get(name)
+    return value if isinstance(value, dict) else None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, str):
+        try:
+            return float(value) if "." in value else int(value)
+        except ValueError:
+            return None
+    return None
+
+
+def find_in_map(template: dict, value: Any) -> tuple[str, str, dict] | None:
+    """(map, top key, row) for a ``Fn::FindInMap`` with literal keys."""
+    if isinstance(value, dict) and list(value) == ["Fn::FindInMap"]:
+        args = value["Fn::FindInMap"]
+        if isinstance(args, list) and len(args) >= 3 and all(isinstance(a, str) for a in args[:3]):
+            row = template.get("Mappings", {}).get(args[0], {}).get(args[1])
+            if isinstance(row, dict):
+                return args[0], args[1], row
+    return None
+
+
+def resolve_number(template: dict, value: Any, bound: str) -> float | None:
+    """The number a value can take: a literal, a mapping entry, or, for a
+    parameter, its smallest (``bound="min"``) or largest (``bound="max"``)
+    allowed value. None when it cannot be known (e.g. an unbounded parameter)."""
+    literal = _number(value)
+    if literal is not None:
+        return literal
+    found = find_in_map(template, value)
+    if found is not None:
+        key = value["Fn::FindInMap"][2]
+        return _number(found[2].get(key))
+    if isinstance(value, dict) and list(value) == ["Ref"]:
+        spec = parameter(template, value["Ref"])
+        if spec is None:
+            return None
+        allowed = [_number(v) for v in as_list(spec.get("AllowedValues"))]
+        allowed = [v for v in allowed if v is not None]
+        if allowed:
+            return min(allowed) if bound == "min" else max(allowed)
+        return _number(spec.get("MinValue" if bound == "min" else "MaxValue"))
+    return None
+
+
+def globals_function(template: dict) -> dict:
+    value = template.get("Globals", {}).get("Function", {})
+    return value if isinstance(value, dict) else {}
+
+
+def function_property(template: dict, function: dict, key: str, default: Any = None) -> Any:
+    """A function property with SAM's Globals applied (function wins)."""
+    value = props(function).get(key)
+    if value is None:
+        value = globals_function(template).get(key, default)
+    return value
+
+
+def function_env(template: dict, function: dict) -> dict:
+    merged: dict = {}
+    for source in (globals_function(template), props(function)):
+        variables = (source.get("Environment") or {}).get("Variables") or {}
+        if isinstance(variables, dict):
+            merged.update(variables)
+    return merged
+
+
+def queue_is_fifo(queue: dict) -> bool:
+    return truthy(props(queue).get("FifoQueue"))
+
+
+def sub_string(value: Any) -> str | None:
+    """The pattern of a ``Fn::Sub`` (either form), else None."""
+    if isinstance(value, dict) and list(value) == ["Fn::Sub"]:
+        sub = value["Fn::Sub"]
+        if isinstance(sub, str):
+            return sub
+        if isinstance(sub, list) and sub and isinstance(sub[0], str):
+            return sub[0]
+    return None
+
+
+def sub_references(value: Any) -> set[str]:
+    pattern = sub_string(value)
+    if pattern is None:
+        return set()
+    return {v.split(".", 1)[0] for v in SUB_VARIABLE.findall(pattern)}
+
+
+def sqs_events(function: dict) -> Iterator[tuple[str, dict]]:
+    events = props(function).get("Events") or {}
+    for name, event in events.items():
+        if isinstance(event, dict) and event.get("Type") == "SQS":
+            yield name, event.get("Properties") or {}
+
+
+def pairs(template: dict) -> list[tuple[str, dict, str, str, dict, dict]]:
+    """(function id, function, event name, queue id, queue, event properties)
+    for every SQS event of every SAM function whose queue is in the template."""
+    queues = resources(template, "AWS::SQS::Queue")
+    found = []
+    for fname, function in resources(template, "AWS::Serverless::Function").items():
+        for ename, eprops in sqs_events(function):
+            qname = ref_target(eprops.get("Queue"))
+            if qname in queues:
+                found.append((fname, function, ename, qname, queues[qname], eprops))
+    return found
+
+
+def redrive_target(queue: dict) -> str | None:
+    policy = props(queue).get("RedrivePolicy")
+    if isinstance(policy, dict):
+        return ref_target(policy.get("deadLetterTargetArn"))
+    return None
+
+
+def dead_letter_queues(template: dict) -> dict[str, str]:
+    """Every queue used as a dead-letter queue, with what it serves."""
+    queues = resources(template, "AWS::SQS::Queue")
+    found: dict[str, str] = {}
+    for qname, queue in queues.items():
+        target = redrive_target(queue)
+        if target in queues:
+            found[target] = f"redrive target of {qname}"
+    for sname, sub in resources(template, "AWS::SNS::Subscription").items():
+        policy = props(sub).get("RedrivePolicy")
+        if isinstance(policy, dict):
+            target = ref_target(policy.get("deadLetterTargetArn"))
+            if target in queues:
+                found.setdefault(target, f"dead-letter queue of subscription {sname}")
+    return found
+
+
+def queue_arn_pattern(queue: dict) -> str | None:
+    """The ``Fn::Sub`` pattern of the queue's ARN, from its fixed QueueName."""
+    name = props(queue).get("QueueName")
+    pattern = sub_string(name) if isinstance(name, dict) else name
+    if not isinstance(pattern, str):
+        return None
+    return "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:" + pattern
+
+
+def alarms(template: dict) -> dict[str, dict]:
+    return resources(template, "AWS::CloudWatch::Alarm")
+
+
+def alarm_dimension(alarm: dict, name: str) -> Any:
+    for dim in as_list(props(alarm).get("Dimensions")):
+        if isinstance(dim, dict) and dim.get("Name") == name:
+            return dim.get("Value")
+    return None
+
+
+def alarms_on(template: dict, namespace: str, metric: str) -> list[tuple[str, dict]]:
+    return [
+        (name, alarm)
+        for name, alarm in alarms(template).items()
+        if props(alarm).get("Namespace") == namespace and props(alarm).get("MetricName") == metric
+    ]
+
+
+def _fires_above_zero(template: dict, alarm: dict) -> bool:
+    p = props(alarm)
+    threshold = resolve_number(template, p.get("Threshold"), "max")
+    op = p.get("ComparisonOperator")
+    return (op == "GreaterThanThreshold" and threshold == 0) or (
+        op == "GreaterThanOrEqualToThreshold" and threshold == 1
+    )
+
+
+# ----------------------------------------------------------------- checks
+def check_pairs_exist(template: dict) -> list[str]:
+    problems = []
+    functions = resources(template, "AWS::Serverless::Function")
+    if not functions:
+        problems.append("the template has no AWS::Serverless::Function")
+    for fname, function in functions.items():
+        events = list(sqs_events(function))
+        if len(events) != 1:
+            problems.append(f"{fname}: expected exactly one SQS event, found {len(events)}")
+        for ename, eprops in events:
+            if ref_target(eprops.get("Queue")) not in resources(template, "AWS::SQS::Queue"):
+                problems.append(f"{fname}.{ename}: Queue does not name a queue of this template")
+    seen: dict[str, str] = {}
+    for fname, _, _, qname, _, _ in pairs(template):
+        if qname in seen and seen[qname] != fname:
+            problems.append(f"{qname} is drained by two functions ({seen[qname]}, {fname})")
+        seen[qname] = fname
+    # Every queue is a main queue of a pair or a dead-letter queue.
+    dlqs = dead_letter_queues(template)
+    for qname in resources(template, "AWS::SQS::Queue"):
+        if qname not in seen and qname not in dlqs:
+            problems.append(f"{qname} is neither read by a function nor used as a dead-letter queue")
+    return problems
+
+
+def check_redrive(template: dict) -> list[str]:
+    problems = []
+    queues = resources(template, "AWS::SQS::Queue")
+    param = parameter(template, "MaxReceiveCount")
+    if param is None:
+        problems.append("parameter MaxReceiveCount is missing")
+    elif _number(param.get("Default")) != 5:
+        problems.append("parameter MaxReceiveCount should default to 5")
+    for fname, _, _, qname, queue, _ in pairs(template):
+        qp = props(queue)
+        policy = qp.get("RedrivePolicy")
+        if not isinstance(policy, dict):
+            problems.append(f"{qname} (read by {fname}) has no RedrivePolicy")
+            continue
+        dname = ref_target(policy.get("deadLetterTargetArn"))
+        if not is_getatt(policy.get("deadLetterTargetArn"), str(dname), "Arn") or dname not in queues:
+            problems.append(f"{qname}: deadLetterTargetArn is not !GetAtt <queue>.Arn of a queue in this template")
+            continue
+        if dname == qname:
+            problems.append(f"{qname} is its own dead-letter queue")
+            continue
+        if not is_ref(policy.get("maxReceiveCount"), "MaxReceiveCount"):
+            problems.append(f"{qname}: maxReceiveCount should be !Ref MaxReceiveCount")
+        dlq = queues[dname]
+        dp = props(dlq)
+        if queue_is_fifo(queue) != queue_is_fifo(dlq):
+            kind = "FIFO" if queue_is_fifo(queue) else "standard"
+            problems.append(f"{qname} is a {kind} queue but its dead-letter queue {dname} is not")
+        for name, q in ((qname, queue), (dname, dlq)):
+            qn = sub_string(props(q).get("QueueName")) or props(q).get("QueueName")
+            if isinstance(qn, str) and qn.endswith(".fifo") != queue_is_fifo(q):
+                problems.append(f"{name}: a queue name ends in .fifo exactly when the queue is FIFO")
+        retention = _number(dp.get("MessageRetentionPeriod"))
+        source_retention = _number(qp.get("MessageRetentionPeriod", SQS_DEFAULT_RETENTION_SECONDS))
+        if retention != DLQ_RETENTION_SECONDS:
+            problems.append(f"{dname}: MessageRetentionPeriod should be {DLQ_RETENTION_SECONDS} (14 days), is {retention}")
+        elif source_retention is None or source_retention >= retention:
+            problems.append(f"{dname}: must keep messages longer than its source {qname}")
+        allow = dp.get("RedriveAllowPolicy")
+        expected_arn = queue_arn_pattern(queue)
+        if expected_arn is None:
+            problems.append(f"{qname}: needs a fixed QueueName so its DLQ's RedriveAllowPolicy can name it")
+        if not isinstance(allow, dict) or allow.get("redrivePermission") != "byQueue":
+            problems.append(f"{dname}: RedriveAllowPolicy should be byQueue naming only {qname}")
+        else:
+            sources = as_list(allow.get("sourceQueueArns"))
+            if len(sources) != 1 or (expected_arn is not None and sub_string(sources[0]) != expected_arn):
+                problems.append(
+                    f"{dname}: RedriveAllowPolicy.sourceQueueArns should be exactly "
+                    f'!Sub "{expected_arn}" ({qname}), is {sources}'
+                )
+    return problems
+
+
+def check_visibility(template: dict) -> list[str]:
+    """VisibilityTimeout >= 6 x Timeout + batching window, with the numbers
+    side by side in one mapping row per function."""
+    problems = []
+    for fname, function, ename, qname, queue, eprops in pairs(template):
+        timeout_value = function_property(template, function, "Timeout")
+        vt_value = props(queue).get("VisibilityTimeout")
+        t_row = find_in_map(template, timeout_value)
+        v_row = find_in_map(template, vt_value)
+        if t_row is None or v_row is None or t_row[:2] != v_row[:2]:
+            problems.append(
+                f"{fname}/{qname}: Timeout and VisibilityTimeout should both come from one "
+                "mapping row (!FindInMap [Map, <function>, ...])"
+            )
+        timeout = resolve_number(template, timeout_value if timeout_value is not None else LAMBDA_DEFAULT_TIMEOUT, "max")
+        vt = resolve_number(template, vt_value if vt_value is not None else SQS_DEFAULT_VISIBILITY_TIMEOUT, "min")
+        window_value = eprops.get("MaximumBatchingWindowInSeconds")
+        window = 0 if window_value is None else resolve_number(template, window_value, "max")
+        if window is None:
+            problems.append(f"{fname}.{ename}: MaximumBatchingWindowInSeconds has no upper bound (give the parameter a MaxValue)")
+            continue
+        row_window = None
+        if t_row is not None:
+            row_window = _number(t_row[2].get("BatchingWindow"))
+            if row_window is None:
+                problems.append(f"{fname}: mapping row {t_row[0]}.{t_row[1]} has no BatchingWindow")
+            elif window > row_window:
+                problems.append(
+                    f"{fname}.{ename}: batching window can reach {window}s but mapping row "
+                    f"{t_row[0]}.{t_row[1]} allows for {row_window}s"
+                )
+        if timeout is None or vt is None:
+            problems.append(f"{fname}/{qname}: Timeout or VisibilityTimeout cannot be resolved to a number")
+            continue
+        effective_window = max(window, row_window or 0)
+        needed = VISIBILITY_FACTOR * timeout + effective_window
+        if vt < needed:
+            problems.append(
+                f"{qname}: VisibilityTimeout {vt} < {VISIBILITY_FACTOR} x {fname} timeout {timeout} "
+                f"+ batching window {effective_window} = {needed}"
+            )
+    return problems
+
+
+def check_event_settings(template: dict) -> list[str]:
+    problems = []
+    for fname, _, ename, qname, queue, eprops in pairs(template):
+        where = f"{fname}.{ename}"
+        if "ReportBatchItemFailures" not in as_list(eprops.get("FunctionResponseTypes")):
+            problems.append(f"{where}: FunctionResponseTypes should include ReportBatchItemFailures")
+        for key in ("BatchSize",):
+            if ref_target(eprops.get(key)) not in template.get("Parameters", {}):
+                problems.append(f"{where}: {key} should come from a parameter")
+        batch_max = resolve_number(template, eprops.get("BatchSize", 10), "max")
+        window = eprops.get("MaximumBatchingWindowInSeconds")
+        if queue_is_fifo(queue):
+            if window is not None:
+                problems.append(f"{where}: {qname} is FIFO; Lambda rejects MaximumBatchingWindowInSeconds there")
+            if batch_max is None or batch_max > FIFO_MAX_BATCH_SIZE:
+                problems.append(f"{where}: batch size on a FIFO queue must be at most {FIFO_MAX_BATCH_SIZE} (can be {batch_max})")
+        else:
+            if window is None or ref_target(window) not in template.get("Parameters", {}):
+                problems.append(f"{where}: MaximumBatchingWindowInSeconds should come from a parameter")
+            if batch_max is None or batch_max > STANDARD_MAX_BATCH_SIZE:
+                problems.append(f"{where}: batch size must be at most {STANDARD_MAX_BATCH_SIZE} (can be {batch_max})")
+            elif batch_max > 10:
+                window_min = resolve_number(template, window, "min") if window is not None else 0
+                if not window_min or window_min < 1:
+                    problems.append(f"{where}: a batch size over 10 needs a batching window of at least 1 s")
+        scaling = eprops.get("ScalingConfig") or {}
+        conc = scaling.get("MaximumConcurrency") if isinstance(scaling, dict) else None
+        if conc is None:
+            problems.append(f"{where}: ScalingConfig.MaximumConcurrency is missing")
+        else:
+            if ref_target(conc) not in template.get("Parameters", {}):
+                problems.append(f"{where}: ScalingConfig.MaximumConcurrency should come from a parameter")
+            low = resolve_number(template, conc, "min")
+            high = resolve_number(template, conc, "max")
+            if low is None or high is None or low < MIN_MAX_CONCURRENCY or high > MAX_MAX_CONCURRENCY:
+                problems.append(
+                    f"{where}: MaximumConcurrency must stay within {MIN_MAX_CONCURRENCY}-{MAX_MAX_CONCURRENCY} "
+                    f"(can be {low}-{high})"
+                )
+    return problems
+
+
+def check_function_build(template: dict) -> list[str]:
+    problems = []
+    for fname, function in resources(template, "AWS::Serverless::Function").items():
+        if function_property(template, function, "Runtime") != "provided.al2023":
+            problems.append(f"{fname}: Runtime should be provided.al2023")
+        if function_property(template, function, "Architectures") != ["arm64"]:
+            problems.append(f"{fname}: Architectures should be [arm64]")
+        if function_property(template, function, "Handler") != "bootstrap":
+            problems.append(f"{fname}: Handler should be bootstrap")
+        metadata = function.get("Metadata") or {}
+        binary = (metadata.get("BuildProperties") or {}).get("Binary")
+        if metadata.get("BuildMethod") != "rust-cargolambda" or not binary:
+            problems.append(f"{fname}: Metadata needs BuildMethod rust-cargolambda and BuildProperties.Binary")
+        elif function_property(template, function, "CodeUri") != f"functions/{binary}":
+            problems.append(f"{fname}: CodeUri should be functions/{binary} (the crate that owns the binary)")
+    return problems
+
+
+def check_alarms(template: dict) -> list[str]:
+    problems = []
+    topics = resources(template, "AWS::SNS::Topic")
+    for name, alarm in alarms(template).items():
+        p = props(alarm)
+        if p.get("TreatMissingData") != "notBreaching":
+            problems.append(f"{name}: TreatMissingData should be notBreaching")
+        if not any(ref_target(a) in topics for a in as_list(p.get("AlarmActions"))):
+            problems.append(f"{name}: AlarmActions should notify an SNS topic of this template")
+
+    visible = alarms_on(template, "AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    for dname, what in dead_letter_queues(template).items():
+        ok = [
+            a for a_name, a in visible
+            if is_getatt(alarm_dimension(a, "QueueName"), dname, "QueueName") and _fires_above_zero(template, a)
+        ]
+        if not ok:
+            problems.append(f"{dname} ({what}) has no ApproximateNumberOfMessagesVisible > 0 alarm")
+
+    age = alarms_on(template, "AWS/SQS", "ApproximateAgeOfOldestMessage")
+    for fname, function, _, qname, _, _ in pairs(template):
+        mine = [a for _, a in age if is_getatt(alarm_dimension(a, "QueueName"), qname, "QueueName")]
+        if not mine:
+            problems.append(f"{qname} has no ApproximateAgeOfOldestMessage alarm")
+        for a in mine:
+            if ref_target(props(a).get("Threshold")) not in template.get("Parameters", {}):
+                problems.append(f"{qname}: the age-of-oldest-message threshold should be a parameter")
+    for fname in resources(template, "AWS::Serverless::Function"):
+        for metric in ("Errors", "Throttles"):
+            mine = [
+                a for _, a in alarms_on(template, "AWS/Lambda", metric)
+                if is_ref(alarm_dimension(a, "FunctionName"), fname) and _fires_above_zero(template, a)
+            ]
+            if not mine:
+                problems.append(f"{fname} has no {metric} > 0 alarm")
+
+    # CloudWatch can only publish to an encrypted topic whose key lets it.
+    keys = resources(template, "AWS::KMS::Key")
+    alarm_topics = {ref_target(a) for al in alarms(template).values() for a in as_list(props(al).get("AlarmActions"))}
+    for tname in alarm_topics & set(topics):
+        key = ref_target(props(topics[tname]).get("KmsMasterKeyId"))
+        if key in keys and not _key_allows_service(keys[key], "cloudwatch.amazonaws.com"):
+            problems.append(f"{tname}: its KMS key {key} must let cloudwatch.amazonaws.com kms:GenerateDataKey* and kms:Decrypt")
+    return problems
+
+
+def _key_allows_service(key: dict, service: str) -> bool:
+    needed = {"kms:decrypt", "kms:generatedatakey*"}
+    granted: set[str] = set()
+    for st in as_list((props(key).get("KeyPolicy") or {}).get("Statement")):
+        if not isinstance(st, dict) or st.get("Effect") != "Allow":
+            continue
+        principal = st.get("Principal") or {}
+        if isinstance(principal, dict) and service in as_list(principal.get("Service")):
+            granted |= {str(a).lower() for a in as_list(st.get("Action"))}
+    return needed <= granted or "kms:*" in granted
+
+
+def check_encryption(template: dict) -> list[str]:
+    problems = []
+    for qname, queue in resources(template, "AWS::SQS::Queue").items():
+        p = props(queue)
+        if not (truthy(p.get("SqsManagedSseEnabled")) or p.get("KmsMasterKeyId")):
+            problems.append(f"{qname}: not encrypted (SqsManagedSseEnabled or KmsMasterKeyId)")
+    for tname, topic in resources(template, "AWS::SNS::Topic").items():
+        if not props(topic).get("KmsMasterKeyId"):
+            problems.append(f"{tname}: not encrypted (KmsMasterKeyId)")
+    for name, table in resources(template, "AWS::DynamoDB::Table").items():
+        p = props(table)
+        if not truthy((p.get("SSESpecification") or {}).get("SSEEnabled")):
+            problems.append(f"{name}: SSESpecification.SSEEnabled should be true")
+        if p.get("BillingMode") != "PAY_PER_REQUEST":
+            problems.append(f"{name}: BillingMode should be PAY_PER_REQUEST")
+        if not truthy((p.get("PointInTimeRecoverySpecification") or {}).get("PointInTimeRecoveryEnabled")):
+            problems.append(f"{name}: point-in-time recovery should be enabled")
+    return problems
+
+
+def check_fan_out(template: dict) -> list[str]:
+    """FIFO topic, raw delivery to every main queue, queue policies that let
+    only the topic send."""
+    problems = []
+    topics = resources(template, "AWS::SNS::Topic")
+    subs = resources(template, "AWS::SNS::Subscription")
+    policies = resources(template, "AWS::SQS::QueuePolicy")
+    queues = resources(template, "AWS::SQS::Queue")
+    for fname, _, _, qname, queue, _ in pairs(template):
+        mine = [
+            (sname, s) for sname, s in subs.items()
+            if props(s).get("Protocol") == "sqs" and is_getatt(props(s).get("Endpoint"), qname, "Arn")
+        ]
+        if len(mine) != 1:
+            problems.append(f"{qname}: expected one SNS subscription, found {len(mine)}")
+            continue
+        sname, sub = mine[0]
+        sp = props(sub)
+        tname = ref_target(sp.get("TopicArn"))
+        if tname not in topics:
+            problems.append(f"{sname}: TopicArn should be !Ref of a topic in this template")
+            continue
+        tp = props(topics[tname])
+        topic_name = sub_string(tp.get("TopicName")) or tp.get("TopicName")
+        if not truthy(tp.get("FifoTopic")) or not (isinstance(topic_name, str) and topic_name.endswith(".fifo")):
+            problems.append(f"{tname}: should be a FIFO topic named *.fifo")
+        if truthy(tp.get("ContentBasedDeduplication")):
+            problems.append(f"{tname}: content-based deduplication should be off (publishers set the eventId)")
+        if not truthy(sp.get("RawMessageDelivery")):
+            problems.append(f"{sname}: RawMessageDelivery should be true")
+        redrive = sp.get("RedrivePolicy")
+        if isinstance(redrive, dict):
+            dlq = ref_target(redrive.get("deadLetterTargetArn"))
+            if dlq not in queues or queue_is_fifo(queues[dlq]) != truthy(tp.get("FifoTopic")):
+                problems.append(f"{sname}: a subscription DLQ must be a queue of the topic's type (FIFO)")
+        # The queue's policy: only this topic may send.
+        qpolicies = [p for p in policies.values() if any(is_ref(q, qname) for q in as_list(props(p).get("Queues")))]
+        if not qpolicies:
+            problems.append(f"{qname}: no AWS::SQS::QueuePolicy lets the topic send")
+        for qpolicy in qpolicies:
+            for st in as_list((props(qpolicy).get("PolicyDocument") or {}).get("Statement")):
+                if not isinstance(st, dict) or st.get("Effect") != "Allow":
+                    continue
+                condition = (st.get("Condition") or {}).get("ArnEquals") or (st.get("Condition") or {}).get("ArnLike") or {}
+                source = condition.get("aws:SourceArn")
+                if not is_ref(source, tname):
+                    problems.append(f"{qname}: queue policy statement {st.get('Sid', '')!r} is not limited to aws:SourceArn = {tname}")
+                if as_list((st.get("Principal") or {}).get("Service")) != ["sns.amazonaws.com"]:
+                    problems.append(f"{qname}: queue policy statement {st.get('Sid', '')!r} should allow only sns.amazonaws.com")
+    return problems
+
+
+def _role_statements(template: dict, role_name: str) -> tuple[list[dict], list[str]]:
+    """Every statement attached to a role in this template, and problems."""
+    problems = []
+    role = resources(template, "AWS::IAM::Role")[role_name]
+    rp = props(role)
+    if rp.get("ManagedPolicyArns"):
+        problems.append(f"{role_name}: ManagedPolicyArns are not allowed (their statements cannot be checked)")
+    statements = []
+    for policy in as_list(rp.get("Policies")):
+        statements += as_list((policy.get("PolicyDocument") or {}).get("Statement"))
+    for pname, policy in resources(template, "AWS::IAM::RolePolicy").items():
+        if is_ref(props(policy).get("RoleName"), role_name):
+            statements += as_list((props(policy).get("PolicyDocument") or {}).get("Statement"))
+    for pname, policy in resources(template, "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy").items():
+        if any(is_ref(r, role_name) for r in as_list(props(policy).get("Roles"))):
+            statements += as_list((props(policy).get("PolicyDocument") or {}).get("Statement"))
+    return statements, problems
+
+
+def _resource_is_named(value: Any, template: dict) -> bool:
+    """A resource given as a reference to something of this template, or an
+    ARN (literal or !Sub) without wildcards."""
+    if ref_target(value) is not None:
+        target = ref_target(value)
+        return target in template.get("Resources", {}) or target in template.get("Parameters", {})
+    pattern = sub_string(value)
+    if pattern is None and isinstance(value, str):
+        pattern = value
+    return isinstance(pattern, str) and pattern.startswith("arn:") and "*" not in pattern and "?" not in pattern
+
+
+SQS_POLLER_ACTIONS = frozenset({"sqs:receivemessage", "sqs:deletemessage", "sqs:getqueueattributes"})
+
+
+def granted_actions(template: dict, function_name: str) -> dict[str, set[str]]:
+    """What a function's role allows, as {logical id (or the literal resource): actions}
+    (actions lower-cased). Empty when the function has no role of this template."""
+    function = resources(template, "AWS::Serverless::Function")[function_name]
+    role_name = ref_target(props(function).get("Role"))
+    if role_name not in resources(template, "AWS::IAM::Role"):
+        return {}
+    grants: dict[str, set[str]] = {}
+    for st in _role_statements(template, role_name)[0]:
+        if not isinstance(st, dict) or st.get("Effect") != "Allow":
+            continue
+        actions = {str(a).lower() for a in as_list(st.get("Action"))}
+        for value in as_list(st.get("Resource")):
+            key = ref_target(value) or (sub_string(value) or str(value))
+            grants.setdefault(key, set()).update(actions)
+    return grants
+
+
+def check_least_privilege(template: dict) -> list[str]:
+    problems = []
+    roles = resources(template, "AWS::IAM::Role")
+    tables = resources(template, "AWS::DynamoDB::Table")
+    log_groups = resources(template, "AWS::Logs::LogGroup")
+    own_queues: dict[str, set[str]] = {}
+    for fname, _, _, qname, _, _ in pairs(template):
+        own_queues.setdefault(fname, set()).add(qname)
+
+    for fname, function in resources(template, "AWS::Serverless::Function").items():
+        role_value = props(function).get("Role")
+        role_name = ref_target(role_value)
+        if role_value is None:
+            problems.append(
+                f"{fname}: needs its own Role; the role SAM generates for an SQS event gets "
+                "AWSLambdaSQSQueueExecutionRole (sqs:ReceiveMessage/DeleteMessage on Resource '*')"
+            )
+            continue
+        if role_name not in roles:
+            problems.append(f"{fname}: Role should be !GetAtt <role>.Arn of a role in this template")
+            continue
+        if props(function).get("Policies"):
+            problems.append(f"{fname}: Policies are ignored when Role is set; put them on {role_name}")
+        env_tables = {ref_target(v) for v in function_env(template, function).values()} & set(tables)
+        my_logs = {name for name, lg in log_groups.items() if fname in sub_references(props(lg).get("LogGroupName"))}
+        statements, role_problems = _role_statements(template, role_name)
+        problems += [f"{fname}: {p}" for p in role_problems]
+        if not statements:
+            problems.append(f"{fname}: role {role_name} grants nothing (it cannot even poll its queue)")
+        for st in statements:
+            if not isinstance(st, dict) or st.get("Effect") != "Allow":
+                continue
+            if "NotAction" in st or "NotResource" in st:
+                problems.append(f"{fname}: NotAction/NotResource are not allowed in {role_name}")
+                continue
+            actions = [str(a).lower() for a in as_list(st.get("Action"))]
+            resource_values = as_list(st.get("Resource"))
+            for action in actions:
+                if "*" in action or "?" in action:
+                    problems.append(f"{fname}: wildcard action {action!r} in {role_name}")
+            if any(r == "*" for r in resource_values):
+                if not set(actions) <= RESOURCELESS_ACTIONS:
+                    problems.append(f"{fname}: Resource '*' for {sorted(set(actions) - RESOURCELESS_ACTIONS)} in {role_name}")
+                continue
+            for value in resource_values:
+                if not _resource_is_named(value, template):
+                    problems.append(f"{fname}: resource {value!r} in {role_name} is not a named resource")
+            targets = {ref_target(v) for v in resource_values}
+            services = {a.split(":", 1)[0] for a in actions}
+            if "sqs" in services and not targets <= own_queues.get(fname, set()):
+                problems.append(f"{fname}: SQS permissions should name only its own queue, not {sorted(map(str, targets))}")
+            if "dynamodb" in services and not targets <= env_tables:
+                problems.append(
+                    f"{fname}: DynamoDB permissions should name only the tables in its environment "
+                    f"{sorted(env_tables)}, not {sorted(map(str, targets - env_tables))}"
+                )
+            if "logs" in services and not targets <= my_logs:
+                problems.append(f"{fname}: CloudWatch Logs permissions should name only its own log group")
+        # ...and enough: Lambda refuses an SQS event source mapping whose
+        # role cannot poll the queue.
+        grants = granted_actions(template, fname)
+        for qname in own_queues.get(fname, set()):
+            missing = SQS_POLLER_ACTIONS - grants.get(qname, set())
+            if missing:
+                problems.append(f"{fname}: its role lacks {sorted(missing)} on {qname}")
+    return problems
+
+
+def check_outputs(template: dict) -> list[str]:
+    problems = []
+    outputs = template.get("Outputs", {})
+    referenced = {
+        o["Value"]["Ref"]
+        for o in outputs.values()
+        if isinstance(o, dict) and isinstance(o.get("Value"), dict) and list(o["Value"]) == ["Ref"]
+    }
+    wanted = set(resources(template, "AWS::SQS::Queue")) | set(resources(template, "AWS::DynamoDB::Table"))
+    wanted |= {t for t, topic in resources(template, "AWS::SNS::Topic").items() if truthy(props(topic).get("FifoTopic"))}
+    for name in sorted(wanted - referenced):
+        problems.append(f"Outputs: nothing outputs !Ref {name}")
+    return problems
+
+
+ALL_CHECKS = (
+    check_pairs_exist,
+    check_redrive,
+    check_visibility,
+    check_event_settings,
+    check_function_build,
+    check_alarms,
+    check_encryption,
+    check_fan_out,
+    check_least_privilege,
+    check_outputs,
+)
+
+
+def all_problems(template: dict) -> list[str]:
+    problems = []
+    for check in ALL_CHECKS:
+        problems += check(template)
+    return problems
