@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod config;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EventType {
     OrderPlaced,
@@ -74,7 +76,25 @@ pub enum InvalidOrder {
     BadEmail,
 }
 
+/// One SKU's total quantity in an order: the unit that stock is reserved and released in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Line {
+    pub sku: String,
+    pub quantity: i64,
+}
+
 impl OrderEvent {
+    /// The order's quantities per SKU, items of the same SKU added up, sorted by SKU (so that
+    /// transactions touch each stock item once, in a stable order).
+    pub fn lines(&self) -> Vec<Line> {
+        let mut totals = std::collections::BTreeMap::<&str, i64>::new();
+        for item in &self.items {
+            let total = totals.entry(item.sku.as_str()).or_default();
+            *total = total.saturating_add(item.quantity);
+        }
+        totals.into_iter().map(|(sku, quantity)| Line { sku: sku.to_owned(), quantity }).collect()
+    }
+
     pub fn validate(&self) -> Result<(), InvalidOrder> {
         let required = [
             ("eventId", &self.event_id),

@@ -29,10 +29,11 @@ mod replay;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Subcommand};
+use futures::future::BoxFuture;
 
 pub use cli::{StoreArgs, StoreKind};
-pub use replay::{load_event, InputError};
+pub use replay::{load_event, load_json, InputError};
 
 use crate::batch::{BatchConfig, BatchProcessor};
 use crate::handler::RecordService;
@@ -49,6 +50,18 @@ pub mod exit {
 
 type BuildService = Box<dyn FnOnce(Option<&Backend>) -> anyhow::Result<Arc<dyn RecordService>> + Send>;
 
+/// A function's own commands (state inspection, seeding), parsed beside `replay`.
+struct Commands {
+    augment: fn(clap::Command) -> clap::Command,
+    has: fn(&str) -> bool,
+    run: Box<dyn FnOnce(&ArgMatches) -> Result<BoxFuture<'static, anyhow::Result<()>>, clap::Error> + Send>,
+}
+
+/// A command's input was wrong (exit 2), as opposed to the command failing (exit 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
 /// A function binary: its name, how to build its record service, and how batches run.
 pub struct Runner {
     name: String,
@@ -56,6 +69,7 @@ pub struct Runner {
     needs_backend: bool,
     idempotency: Option<IdempotencyConfig>,
     config: BatchConfig,
+    commands: Option<Commands>,
 }
 
 impl Runner {
@@ -83,7 +97,14 @@ impl Runner {
         needs_backend: bool,
         build: impl FnOnce(Option<&Backend>) -> anyhow::Result<Arc<dyn RecordService>> + Send + 'static,
     ) -> Self {
-        Self { name: name.into(), build: Box::new(build), needs_backend, idempotency: None, config: BatchConfig::default() }
+        Self {
+            name: name.into(),
+            build: Box::new(build),
+            needs_backend,
+            idempotency: None,
+            config: BatchConfig::default(),
+            commands: None,
+        }
     }
 
     /// Wraps the service in the idempotency layer, on the backend's store.
@@ -93,6 +114,26 @@ impl Runner {
 
     pub fn with_config(self, config: BatchConfig) -> Self {
         Self { config, ..self }
+    }
+
+    /// Adds the function's own subcommands `C` beside `replay`; `run` executes the parsed one.
+    /// A command prints its result on stdout; its error goes to stderr as one line, with exit
+    /// status 2 for a [`BadInput`] or an [`InputError`] and 1 otherwise.
+    pub fn with_commands<C, F, Fut>(self, run: F) -> Self
+    where
+        C: Subcommand + Send + 'static,
+        F: FnOnce(C) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let commands = Commands {
+            augment: C::augment_subcommands,
+            has: C::has_subcommand,
+            run: Box::new(move |matches| {
+                let command = C::from_arg_matches(matches)?;
+                Ok(Box::pin(run(command)) as BoxFuture<'static, anyhow::Result<()>>)
+            }),
+        };
+        Self { commands: Some(commands), ..self }
     }
 
     fn processor(self, backend: Option<&Backend>) -> anyhow::Result<BatchProcessor<Arc<dyn RecordService>>> {
@@ -117,12 +158,28 @@ impl Runner {
                 }
             };
         }
-        let cli = match cli::Cli::try_parse_from(args) {
-            Ok(cli) => cli,
-            Err(error) => {
-                let _ = error.print();
-                return ExitCode::from(if error.use_stderr() { exit::BAD_INPUT } else { 0 });
+        let mut command = cli::Cli::command();
+        if let Some(commands) = &self.commands {
+            command = (commands.augment)(command);
+        }
+        let parsed = command.try_get_matches_from(args).and_then(|matches| {
+            let own = matches.subcommand_name().is_some_and(|name| self.commands.as_ref().is_some_and(|c| (c.has)(name)));
+            Ok(if own { Parsed::Own(matches) } else { Parsed::Toolkit(cli::Cli::from_arg_matches(&matches)?) })
+        });
+        let cli = match parsed {
+            Ok(Parsed::Toolkit(cli)) => cli,
+            Ok(Parsed::Own(matches)) => {
+                logging::init(logging::Mode::Local);
+                let commands = self.commands.expect("own commands were parsed");
+                return match (commands.run)(&matches) {
+                    Ok(run) => match run.await {
+                        Ok(()) => ExitCode::SUCCESS,
+                        Err(error) => report_error(error),
+                    },
+                    Err(error) => print_usage_error(error),
+                };
             }
+            Err(error) => return print_usage_error(error),
         };
         logging::init(logging::Mode::Local);
         match cli.command {
@@ -155,9 +212,19 @@ impl Runner {
     }
 }
 
+enum Parsed {
+    Toolkit(cli::Cli),
+    Own(ArgMatches),
+}
+
+fn print_usage_error(error: clap::Error) -> ExitCode {
+    let _ = error.print();
+    ExitCode::from(if error.use_stderr() { exit::BAD_INPUT } else { 0 })
+}
+
 /// Prints a command's error as one line and picks the exit status.
 pub fn report_error(error: anyhow::Error) -> ExitCode {
     eprintln!("error: {error:#}");
-    let bad_input = error.is::<MissingTable>() || error.is::<InputError>();
+    let bad_input = error.is::<MissingTable>() || error.is::<InputError>() || error.is::<BadInput>();
     ExitCode::from(if bad_input { exit::BAD_INPUT } else { exit::RUNTIME })
 }

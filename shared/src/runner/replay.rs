@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::cli::ReplayArgs;
 use super::exit;
-use crate::batch::{BatchProcessor, BatchReport};
+use crate::batch::{BatchProcessor, BatchReport, Outcome};
 use crate::handler::RecordService;
 use crate::record::InvocationContext;
 
@@ -26,12 +26,28 @@ pub enum InputError {
     InvalidJson { origin: String, source: serde_json::Error },
     #[error("{origin} is not a Lambda SQS event ({{\"Records\": [...]}}): {detail}")]
     NotAnSqsEvent { origin: String, detail: String },
+    #[error("{origin} is empty; expected {shape}")]
+    EmptyDocument { origin: String, shape: String },
+    #[error("{origin} does not have the expected shape {shape}: {detail}")]
+    WrongShape { origin: String, shape: String, detail: String },
 }
 
 /// Reads and checks an SQS event document; `-` is standard input.
 pub fn load_event(path: &Path) -> Result<SqsEvent, InputError> {
     let (origin, text) = read_input(path)?;
     parse_event(&origin, &text)
+}
+
+/// Reads a JSON document of shape `T` from a file (`-` is standard input); `shape` describes
+/// the expected shape for the error message, e.g. `[{"sku": ..., "available": ...}]`.
+pub fn load_json<T: serde::de::DeserializeOwned>(path: &Path, shape: &str) -> Result<T, InputError> {
+    let (origin, text) = read_input(path)?;
+    if text.trim().is_empty() {
+        return Err(InputError::EmptyDocument { origin, shape: shape.to_owned() });
+    }
+    let document: Value =
+        serde_json::from_str(&text).map_err(|source| InputError::InvalidJson { origin: origin.clone(), source })?;
+    T::deserialize(&document).map_err(|e| InputError::WrongShape { origin, shape: shape.to_owned(), detail: e.to_string() })
 }
 
 fn read_input(path: &Path) -> Result<(String, String), InputError> {
@@ -101,6 +117,14 @@ pub(crate) async fn run<S: RecordService>(name: &str, processor: &BatchProcessor
     ExitCode::SUCCESS
 }
 
+/// `text`, cut to at most `max` characters with an ellipsis.
+fn abbreviated(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
 fn replay_request_id() -> String {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     format!("replay-{}-{nanos:x}", std::process::id())
@@ -111,7 +135,13 @@ fn print_summary(file: &PathBuf, report: &BatchReport, all_failed: crate::batch:
     let source = if file == Path::new("-") { "standard input".to_owned() } else { file.display().to_string() };
     summary.push_str(&format!("replay of {source}: {} records\n", report.records.len()));
     for record in &report.records {
-        summary.push_str(&format!("  {}  {}\n", record.message_id, record.outcome));
+        summary.push_str(&format!("  {}  {}", record.message_id, record.outcome));
+        if let Outcome::Processed(output) | Outcome::Duplicate(output) = &record.outcome {
+            if !output.is_null() {
+                summary.push_str(&format!(" -> {}", abbreviated(&output.to_string(), 200)));
+            }
+        }
+        summary.push('\n');
     }
     let totals = report.totals();
     summary.push_str(&format!(

@@ -1,5 +1,5 @@
 //! Builders for SQS events in tests, in the shape Lambda delivers them.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::time::Duration;
 
@@ -41,43 +41,4 @@ pub fn invocation(remaining: Duration) -> InvocationContext {
     InvocationContext::with_remaining("test-function", "test-request", remaining)
 }
 
-/// The SDK configuration for the local AWS API, or `None` when `AWS_ENDPOINT_URL` is not set
-/// (plain `cargo test`); `scripts/test` sets `SQS_KIT_TEST_REQUIRE_AWS` so that a missing API
-/// fails the run instead of skipping.
-pub async fn local_aws() -> Option<aws_config::SdkConfig> {
-    if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
-        assert!(
-            std::env::var_os("SQS_KIT_TEST_REQUIRE_AWS").is_none(),
-            "AWS_ENDPOINT_URL is not set: run the tests through scripts/test, which starts moto"
-        );
-        eprintln!("skipping the DynamoDB part: AWS_ENDPOINT_URL is not set (scripts/test starts moto)");
-        return None;
-    }
-    Some(aws_config::load_from_env().await)
-}
-
-/// A table name no other test uses.
-pub fn unique_name(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("{prefix}-{}-{nanos}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst))
-}
-
-/// Creates an on-demand table with a string partition key (and optional string sort key).
-pub async fn create_table(config: &aws_config::SdkConfig, name: &str, partition_key: &str, sort_key: Option<&str>) {
-    use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
-    let client = aws_sdk_dynamodb::Client::new(config);
-    let mut request = client
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(AttributeDefinition::builder().attribute_name(partition_key).attribute_type(ScalarAttributeType::S).build().unwrap())
-        .key_schema(KeySchemaElement::builder().attribute_name(partition_key).key_type(KeyType::Hash).build().unwrap());
-    if let Some(sort_key) = sort_key {
-        request = request
-            .attribute_definitions(AttributeDefinition::builder().attribute_name(sort_key).attribute_type(ScalarAttributeType::S).build().unwrap())
-            .key_schema(KeySchemaElement::builder().attribute_name(sort_key).key_type(KeyType::Range).build().unwrap());
-    }
-    request.send().await.expect("the local AWS API creates the table");
-}
+pub use e2e::{create_table, local_aws, unique_name};
