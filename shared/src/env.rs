@@ -14,6 +14,9 @@ pub const FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
 pub const LOG_LEVEL: &str = "LOG_LEVEL";
 pub const RUST_LOG: &str = "RUST_LOG";
 
+/// Fault injection for crash tests (see the `fault` module); unset in normal use.
+pub const FAULT: &str = "SQS_KIT_FAULT";
+
 pub const DEFAULT_STATE_DIR: &str = ".local";
 
 pub fn var(name: &str) -> Option<String> {

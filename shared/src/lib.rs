@@ -8,6 +8,7 @@
 pub mod batch;
 pub mod env;
 pub mod error;
+pub mod fault;
 pub mod handler;
 pub mod idempotency;
 pub mod record;

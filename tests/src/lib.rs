@@ -97,3 +97,97 @@ where
     }
     command.output().unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display())).into()
 }
+
+/// A function binary and where its state lives for one test: a fresh embedded store, or fresh
+/// DynamoDB tables on the local AWS API. Every command gets the matching flags and variables.
+pub struct Function {
+    binary: PathBuf,
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+    _state: Option<tempfile::TempDir>,
+}
+
+/// A DynamoDB table a function needs: the variable that names it and its key attributes.
+pub struct Table {
+    pub variable: &'static str,
+    pub partition_key: &'static str,
+    pub sort_key: Option<&'static str>,
+}
+
+impl Function {
+    /// `binary` on a fresh embedded state directory.
+    pub fn embedded(binary: &str) -> Self {
+        let state = tempfile::tempdir().expect("a temporary state directory");
+        Function {
+            binary: PathBuf::from(binary),
+            args: vec!["--state".into(), state.path().display().to_string()],
+            envs: Vec::new(),
+            _state: Some(state),
+        }
+    }
+
+    /// `binary` on DynamoDB: a fresh idempotency table and `tables`; `None` without a local
+    /// AWS API (see [`local_aws`]).
+    pub async fn dynamodb(binary: &str, tables: &[Table]) -> Option<Self> {
+        let config = local_aws().await?;
+        let mut envs = vec![("IDEMPOTENCY_TABLE".to_owned(), idempotency_table(&config).await)];
+        for table in tables {
+            let name = unique_name(&table.variable.to_lowercase().replace('_', "-"));
+            create_table(&config, &name, table.partition_key, table.sort_key).await;
+            envs.push((table.variable.to_owned(), name));
+        }
+        Some(Function { binary: PathBuf::from(binary), args: vec!["--store".into(), "dynamodb".into()], envs, _state: None })
+    }
+
+    /// The state directory of an embedded-store function.
+    pub fn state_dir(&self) -> Option<&Path> {
+        self._state.as_ref().map(|state| state.path())
+    }
+
+    /// The variables every command of this function gets (table names, for DynamoDB).
+    pub fn envs(&self) -> &[(String, String)] {
+        &self.envs
+    }
+
+    /// Runs `<binary> args... <store flags>` with `extra` variables added.
+    pub fn run_with(&self, args: &[&str], extra: &[(&str, &str)]) -> Run {
+        let mut envs: Vec<(&str, &str)> = self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        envs.extend_from_slice(extra);
+        let args = args.iter().copied().chain(self.args.iter().map(String::as_str));
+        run(&self.binary, args, &envs)
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with(args, &[])
+    }
+
+    /// `replay FILE`, which must exit 0.
+    pub fn replay(&self, file: &str) -> Run {
+        let run = self.run(&["replay", file]);
+        assert_eq!(run.code, Some(0), "replay {file} failed: {run:?}");
+        run
+    }
+}
+
+impl Run {
+    /// The message ids in the `batchItemFailures` a replay printed.
+    pub fn failures(&self) -> Vec<String> {
+        self.json()["batchItemFailures"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no batchItemFailures in {self:?}"))
+            .iter()
+            .map(|failure| failure["itemIdentifier"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+/// The message ids of an event file under the workspace root, in order.
+pub fn message_ids(file: &str) -> Vec<String> {
+    let event: serde_json::Value = serde_json::from_str(&read_event(file)).expect("event files are JSON");
+    event["Records"].as_array().unwrap().iter().map(|r| r["messageId"].as_str().unwrap().to_owned()).collect()
+}
+
+/// The text of a file under the workspace root.
+pub fn read_event(file: &str) -> String {
+    std::fs::read_to_string(workspace_root().join(file)).unwrap_or_else(|e| panic!("cannot read {file}: {e}"))
+}

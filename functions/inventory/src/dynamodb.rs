@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, Update};
 use aws_sdk_dynamodb::Client;
 use orders::config;
 use sqs_kit::store::BusinessWrite;
@@ -32,10 +32,6 @@ fn s(value: &str) -> AttributeValue {
     AttributeValue::S(value.to_owned())
 }
 
-fn write(item: TransactWriteItem) -> BusinessWrite {
-    BusinessWrite::DynamoDb(Box::new(item))
-}
-
 impl DynamoDbStock {
     pub fn from_env(client: Client) -> anyhow::Result<Self> {
         let table = config::required(config::STOCK_TABLE, "the DynamoDB stock table")?;
@@ -59,7 +55,7 @@ impl DynamoDbStock {
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .expect("table and item are set");
-        write(TransactWriteItem::builder().put(put).build())
+        BusinessWrite::put(put)
     }
 
     fn update(&self, key: AttributeValue, expression: &str, condition: Option<&str>, values: &[(&str, AttributeValue)]) -> BusinessWrite {
@@ -73,7 +69,7 @@ impl DynamoDbStock {
         if expression.contains("#status") || condition.is_some_and(|c| c.contains("#status")) {
             update = update.expression_attribute_names("#status", "status");
         }
-        write(TransactWriteItem::builder().update(update.build().expect("table, key and expression are set")).build())
+        BusinessWrite::update(update.build().expect("table, key and expression are set"))
     }
 }
 

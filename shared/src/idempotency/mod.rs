@@ -218,6 +218,7 @@ impl<S: RecordService> Layer<S> {
             }
         };
 
+        crate::fault::inject(crate::fault::Point::AfterHandler, &id);
         let now = Now::system();
         let completed = IdempotencyRecord {
             status: Status::Completed,

@@ -102,8 +102,12 @@ impl Transaction {
             result: Some(output),
             updated_at: now.millis,
         };
+        crate::fault::inject(crate::fault::Point::BeforeCommit, &self.id);
         let (settlement, result) = match self.store.commit(&record, writes, now).await {
-            Ok(()) => (Settlement::Committed(record), Ok(())),
+            Ok(()) => {
+                crate::fault::inject(crate::fault::Point::AfterCommit, &self.id);
+                (Settlement::Committed(record), Ok(()))
+            }
             Err(CommitFailure::BusinessCondition { index, reason }) => return Err(CommitError::Rejected { index, reason }),
             Err(CommitFailure::ClaimLost(existing)) => {
                 let existing = match existing {

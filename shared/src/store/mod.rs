@@ -53,6 +53,22 @@ impl fmt::Debug for BusinessWrite {
 }
 
 impl BusinessWrite {
+    /// A conditional `Put` in the DynamoDB transaction.
+    pub fn put(put: aws_sdk_dynamodb::types::Put) -> Self {
+        Self::DynamoDb(Box::new(aws_sdk_dynamodb::types::TransactWriteItem::builder().put(put).build()))
+    }
+
+    /// A (conditional) `Update` in the DynamoDB transaction.
+    pub fn update(update: aws_sdk_dynamodb::types::Update) -> Self {
+        Self::DynamoDb(Box::new(aws_sdk_dynamodb::types::TransactWriteItem::builder().update(update).build()))
+    }
+
+    /// A `ConditionCheck` in the DynamoDB transaction: writes nothing, but its failure
+    /// cancels the transaction.
+    pub fn condition_check(check: aws_sdk_dynamodb::types::ConditionCheck) -> Self {
+        Self::DynamoDb(Box::new(aws_sdk_dynamodb::types::TransactWriteItem::builder().condition_check(check).build()))
+    }
+
     fn kind(&self) -> &'static str {
         match self {
             BusinessWrite::DynamoDb(_) => "DynamoDB",

@@ -1,0 +1,122 @@
+//! Balances and ledger entries in the DynamoDB table named by `POINTS_TABLE` (partition key
+//! `customerId`, sort key `sk`): the balance at `BALANCE`, entries at
+//! `LEDGER#<orderId>#ACCRUAL` and `LEDGER#<orderId>#REVERSAL`.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, Update};
+use aws_sdk_dynamodb::Client;
+use orders::config;
+use sqs_kit::store::BusinessWrite;
+
+use crate::domain::{Account, EntryKind, LedgerEntry, PointsPort};
+
+const BALANCE: &str = "BALANCE";
+
+pub struct DynamoDbPoints {
+    client: Client,
+    table: String,
+}
+
+fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_owned())
+}
+
+fn sort_key(order_id: &str, kind: EntryKind) -> String {
+    format!("LEDGER#{order_id}#{}", kind.as_str())
+}
+
+impl DynamoDbPoints {
+    pub fn from_env(client: Client) -> anyhow::Result<Self> {
+        let table = config::required(config::POINTS_TABLE, "the DynamoDB points table")?;
+        Ok(Self { client, table })
+    }
+}
+
+#[async_trait]
+impl PointsPort for DynamoDbPoints {
+    fn post(&self, entry: &LedgerEntry) -> Vec<BusinessWrite> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .item("customerId", s(&entry.customer_id))
+            .item("sk", s(&sort_key(&entry.order_id, entry.kind)))
+            .item("orderId", s(&entry.order_id))
+            .item("eventId", s(&entry.event_id))
+            .item("kind", s(entry.kind.as_str()))
+            .item("points", AttributeValue::N(entry.points.to_string()))
+            .condition_expression("attribute_not_exists(sk)")
+            .build()
+            .expect("table and item are set");
+        let mut writes = vec![BusinessWrite::put(put)];
+        if entry.kind == EntryKind::Accrual {
+            let not_cancelled = ConditionCheck::builder()
+                .table_name(&self.table)
+                .key("customerId", s(&entry.customer_id))
+                .key("sk", s(&sort_key(&entry.order_id, EntryKind::Reversal)))
+                .condition_expression("attribute_not_exists(sk)")
+                .build()
+                .expect("table, key and condition are set");
+            writes.push(BusinessWrite::condition_check(not_cancelled));
+        }
+        let add = Update::builder()
+            .table_name(&self.table)
+            .key("customerId", s(&entry.customer_id))
+            .key("sk", s(BALANCE))
+            .update_expression("ADD balance :points")
+            .expression_attribute_values(":points", AttributeValue::N(entry.points.to_string()))
+            .build()
+            .expect("table, key and expression are set");
+        writes.push(BusinessWrite::update(add));
+        writes
+    }
+
+    async fn entry(&self, customer_id: &str, order_id: &str, kind: EntryKind) -> anyhow::Result<Option<LedgerEntry>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("customerId", s(customer_id))
+            .key("sk", s(&sort_key(order_id, kind)))
+            .consistent_read(true)
+            .send()
+            .await?;
+        Ok(output.item().map(|item| entry_from_item(customer_id, item)))
+    }
+
+    async fn account(&self, customer_id: &str) -> anyhow::Result<Account> {
+        let mut account = Account { customer_id: customer_id.to_owned(), balance: 0, ledger: Vec::new() };
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("customerId = :customer")
+            .expression_attribute_values(":customer", s(customer_id))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = pages.next().await {
+            let item = item?;
+            if item.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some(BALANCE) {
+                account.balance = number(&item, "balance");
+            } else {
+                account.ledger.push(entry_from_item(customer_id, &item));
+            }
+        }
+        Ok(account)
+    }
+}
+
+fn number(item: &std::collections::HashMap<String, AttributeValue>, name: &str) -> i64 {
+    item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+fn entry_from_item(customer_id: &str, item: &std::collections::HashMap<String, AttributeValue>) -> LedgerEntry {
+    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+    LedgerEntry {
+        customer_id: customer_id.to_owned(),
+        order_id: text("orderId"),
+        points: number(item, "points"),
+        event_id: text("eventId"),
+        kind: EntryKind::parse(&text("kind")).unwrap_or(EntryKind::Accrual),
+    }
+}

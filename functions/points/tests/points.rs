@@ -1,0 +1,155 @@
+//! `points` as its users run it: `replay` and `balance` as subprocesses, on the embedded store
+//! and on DynamoDB (moto), including crashes around the commit.
+
+use e2e::{message_ids, Function, Table};
+use serde_json::{json, Value};
+
+const POINTS: &str = env!("CARGO_BIN_EXE_points");
+const CLEAN: &str = "events/points/clean-batch.json";
+const DUPLICATE_AND_MALFORMED: &str = "events/points/duplicate-and-malformed.json";
+const ORDER_THEN_CANCEL: &str = "events/points/order-then-cancel.json";
+/// Event ids of the sample orders (scripts/make-events).
+const ORD_1001_PLACED: &str = "18312976-aa10-5747-a479-1cc7bbd9a7e7";
+const ORD_1003_PLACED: &str = "ee8b1953-317f-5e08-a012-4ff1dcf99bff";
+
+fn embedded() -> Function {
+    Function::embedded(POINTS)
+}
+
+async fn dynamodb() -> Option<Function> {
+    Function::dynamodb(POINTS, &[Table { variable: "POINTS_TABLE", partition_key: "customerId", sort_key: Some("sk") }]).await
+}
+
+fn balance(env: &Function, customer: &str) -> Value {
+    let run = env.run(&["balance", customer]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    run.json()
+}
+
+fn entry(order: &str, points: i64, event: &str, kind: &str) -> Value {
+    json!({"orderId": order, "points": points, "eventId": event, "kind": kind})
+}
+
+async fn clean_batch_accrues_one_percent_once(env: Function) {
+    let first = env.replay(CLEAN);
+    assert!(first.failures().is_empty(), "{first:?}");
+    let expected = json!({
+        "customerId": "CUST-42",
+        "balance": 890 + 1780,
+        "ledger": [entry("ORD-1001", 890, ORD_1001_PLACED, "accrual"), entry("ORD-1003", 1780, ORD_1003_PLACED, "accrual")],
+    });
+    assert_eq!(balance(&env, "CUST-42"), expected);
+    assert_eq!(balance(&env, "CUST-7")["balance"], 620, "floor(62000 × 0.01)");
+
+    let second = env.replay(CLEAN);
+    assert!(second.stderr.contains("totals: 0 processed, 3 duplicate"), "{}", second.stderr);
+    assert_eq!(balance(&env, "CUST-42"), expected, "a second replay accrues nothing");
+}
+
+#[tokio::test]
+async fn clean_batch_accrues_one_percent_once_embedded() {
+    clean_batch_accrues_one_percent_once(embedded()).await;
+}
+
+#[tokio::test]
+async fn clean_batch_accrues_one_percent_once_dynamodb() {
+    let Some(env) = dynamodb().await else { return };
+    clean_batch_accrues_one_percent_once(env).await;
+}
+
+async fn duplicates_accrue_once_and_malformed_bodies_fail(env: Function) {
+    let ids = message_ids(DUPLICATE_AND_MALFORMED);
+    let run = env.replay(DUPLICATE_AND_MALFORMED);
+    assert_eq!(run.failures(), [ids[2].clone()]);
+    assert!(run.stderr.contains(&format!("{}  duplicate (skipped)", ids[1])), "{}", run.stderr);
+    assert_eq!(balance(&env, "CUST-42")["balance"], 890);
+    assert_eq!(balance(&env, "CUST-7")["balance"], 620);
+}
+
+#[tokio::test]
+async fn duplicates_accrue_once_and_malformed_bodies_fail_embedded() {
+    duplicates_accrue_once_and_malformed_bodies_fail(embedded()).await;
+}
+
+#[tokio::test]
+async fn duplicates_accrue_once_and_malformed_bodies_fail_dynamodb() {
+    let Some(env) = dynamodb().await else { return };
+    duplicates_accrue_once_and_malformed_bodies_fail(env).await;
+}
+
+async fn cancellation_reverses_exactly_the_accrual(env: Function) {
+    env.replay(CLEAN);
+    let run = env.replay(ORDER_THEN_CANCEL);
+    assert!(run.failures().is_empty());
+    let account = balance(&env, "CUST-42");
+    assert_eq!(account["balance"], 1780, "ORD-1001's 890 points are reversed, ORD-1003's stay");
+    assert_eq!(account["ledger"].as_array().unwrap().len(), 3);
+    assert!(account["ledger"].as_array().unwrap().iter().any(|e| e["points"] == -890 && e["kind"] == "reversal"));
+
+    env.replay(ORDER_THEN_CANCEL);
+    assert_eq!(balance(&env, "CUST-42")["balance"], 1780, "reversing twice would take more than was accrued");
+}
+
+#[tokio::test]
+async fn cancellation_reverses_exactly_the_accrual_embedded() {
+    cancellation_reverses_exactly_the_accrual(embedded()).await;
+}
+
+#[tokio::test]
+async fn cancellation_reverses_exactly_the_accrual_dynamodb() {
+    let Some(env) = dynamodb().await else { return };
+    cancellation_reverses_exactly_the_accrual(env).await;
+}
+
+#[test]
+fn a_cancellation_before_the_order_blocks_a_later_accrual() {
+    let env = embedded();
+    let mut event: Value = serde_json::from_str(&e2e::read_event(ORDER_THEN_CANCEL)).unwrap();
+    event["Records"].as_array_mut().unwrap().reverse();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), event.to_string()).unwrap();
+    let run = env.replay(file.path().to_str().unwrap());
+    assert!(run.failures().is_empty());
+    assert!(run.stderr.contains("the order accrued no points; nothing to reverse"), "{}", run.stderr);
+    assert!(run.stderr.contains("the order was cancelled before its points were accrued"), "{}", run.stderr);
+    assert_eq!(balance(&env, "CUST-42")["balance"], 0);
+}
+
+#[test]
+fn the_rate_comes_from_points_rate() {
+    let env = embedded();
+    let run = env.run_with(&["replay", CLEAN], &[("POINTS_RATE", "0.05")]);
+    assert_eq!(run.code, Some(0));
+    assert_eq!(balance(&env, "CUST-7")["balance"], 3100, "floor(62000 × 0.05)");
+
+    let bad = env.run_with(&["replay", CLEAN], &[("POINTS_RATE", "five percent")]);
+    assert_eq!(bad.code, Some(1));
+    assert!(bad.stdout.is_empty());
+    assert!(bad.stderr.contains(r#"POINTS_RATE "five percent" is not a non-negative decimal"#), "{}", bad.stderr);
+}
+
+async fn crashes_around_the_commit_neither_lose_nor_double(env: Function) {
+    let before = env.run_with(&["replay", CLEAN], &[("SQS_KIT_FAULT", &format!("crash-before-commit:{ORD_1003_PLACED}"))]);
+    assert_ne!(before.code, Some(0), "{before:?}");
+    let after = env.run_with(&["replay", CLEAN], &[("SQS_KIT_FAULT", &format!("crash-after-commit:{ORD_1003_PLACED}"))]);
+    assert_ne!(after.code, Some(0), "{after:?}");
+    let retry = env.replay(CLEAN);
+    assert!(retry.failures().is_empty());
+    assert_eq!(balance(&env, "CUST-42")["balance"], 890 + 1780, "every order accrued exactly once");
+}
+
+#[tokio::test]
+async fn crashes_around_the_commit_neither_lose_nor_double_embedded() {
+    crashes_around_the_commit_neither_lose_nor_double(embedded()).await;
+}
+
+#[tokio::test]
+async fn crashes_around_the_commit_neither_lose_nor_double_dynamodb() {
+    let Some(env) = dynamodb().await else { return };
+    crashes_around_the_commit_neither_lose_nor_double(env).await;
+}
+
+#[test]
+fn a_customer_without_points_has_an_empty_account() {
+    assert_eq!(balance(&embedded(), "CUST-NEW"), json!({"customerId": "CUST-NEW", "balance": 0, "ledger": []}));
+}
