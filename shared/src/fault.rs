@@ -1,16 +1,23 @@
-//! Fault injection for crash tests: `SQS_KIT_FAULT=<point>[:<key part>]` makes the process
-//! abort — no unwinding, no cleanup, like a killed Lambda environment — at a point of the
-//! idempotency lifecycle, optionally only for keys that contain `<key part>`.
+//! Fault injection for crash, chaos and end-to-end tests, from `SQS_KIT_FAULT`: a
+//! comma-separated list of rules. Unset (the normal case), it costs one environment lookup per
+//! process.
 //!
-//! | point | where | what a retry must show |
+//! | rule | effect | what a retry must show |
 //! |---|---|---|
-//! | `crash-after-handler` | claim mode: the handler's effect happened, the record is still `IN_PROGRESS` | the handler runs again once the claim lapses; its effect must itself be idempotent |
-//! | `crash-before-commit` | transactional mode: the writes were built, nothing was sent | nothing was applied; the retry applies it once |
-//! | `crash-after-commit` | transactional mode: the transaction committed, the response was not sent | the retry is a duplicate; the effect stays applied once |
+//! | `crash-after-handler[:KEY]` | claim mode: abort after the handler's effect, the record still `IN_PROGRESS` | the handler runs again once the claim lapses; its effect must itself be idempotent |
+//! | `crash-before-commit[:KEY]` | transactional mode: abort with the writes built, nothing sent | nothing was applied; the retry applies it once |
+//! | `crash-after-commit[:KEY]` | transactional mode: abort after the commit, before the response | the retry is a duplicate; the effect stays applied once |
+//! | `fail[:TEXT]` | a record whose body contains TEXT fails (transient) before its handler | it is retried, then dead-lettered by the queue's redrive policy |
+//! | `slow:MS` | every record waits MS milliseconds before its handler | deadlines and shutdowns happen mid-batch |
 //!
-//! Unset (the normal case), it costs one environment lookup per process.
+//! KEY is a part of the idempotency key (`<function>#<key>`): the rule fires only for keys
+//! that contain it. A crash aborts the process — no unwinding, no cleanup — like a killed
+//! Lambda environment.
 
 use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::error::RecordError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Point {
@@ -29,23 +36,51 @@ impl Point {
     }
 }
 
-fn configured() -> Option<&'static (String, String)> {
-    static FAULT: OnceLock<Option<(String, String)>> = OnceLock::new();
-    FAULT
-        .get_or_init(|| {
-            let spec = crate::env::var(crate::env::FAULT)?;
-            let (point, key) = spec.split_once(':').unwrap_or((spec.as_str(), ""));
-            Some((point.to_owned(), key.to_owned()))
-        })
-        .as_ref()
+#[derive(Debug, Default)]
+struct Rules {
+    /// (crash point name, key part)
+    crashes: Vec<(String, String)>,
+    /// Body texts that make a record fail.
+    failing_bodies: Vec<String>,
+    delay: Option<Duration>,
 }
 
-/// Aborts the process if `SQS_KIT_FAULT` names `point` and its key part is in `key`.
+fn rules() -> &'static Rules {
+    static RULES: OnceLock<Rules> = OnceLock::new();
+    RULES.get_or_init(|| {
+        let mut rules = Rules::default();
+        for rule in crate::env::var(crate::env::FAULT).unwrap_or_default().split(',').filter(|r| !r.trim().is_empty()) {
+            let (name, argument) = rule.trim().split_once(':').unwrap_or((rule.trim(), ""));
+            match name {
+                "fail" => rules.failing_bodies.push(argument.to_owned()),
+                "slow" => rules.delay = argument.parse().ok().map(Duration::from_millis),
+                crash => rules.crashes.push((crash.to_owned(), argument.to_owned())),
+            }
+        }
+        rules
+    })
+}
+
+/// Aborts the process if a crash rule names `point` and its key part is in `key`.
 pub fn inject(point: Point, key: &str) {
-    if let Some((configured, key_part)) = configured() {
-        if configured == point.name() && key.contains(key_part.as_str()) {
-            eprintln!("SQS_KIT_FAULT: aborting at {} for {key}", point.name());
-            std::process::abort();
+    if rules().crashes.iter().any(|(name, part)| name == point.name() && key.contains(part.as_str())) {
+        eprintln!("SQS_KIT_FAULT: aborting at {} for {key}", point.name());
+        std::process::abort();
+    }
+}
+
+/// Applies the rules that act before a record's handler: a delay, or a failure for a body
+/// that contains a configured text.
+pub async fn before_record(body: &serde_json::Value) -> Result<(), RecordError> {
+    let rules = rules();
+    if let Some(delay) = rules.delay {
+        tokio::time::sleep(delay).await;
+    }
+    if !rules.failing_bodies.is_empty() {
+        let text = body.to_string();
+        if let Some(part) = rules.failing_bodies.iter().find(|part| text.contains(part.as_str())) {
+            return Err(RecordError::transient(format!("SQS_KIT_FAULT: injected failure for a body containing {part:?}")));
         }
     }
+    Ok(())
 }

@@ -125,6 +125,11 @@ impl<S: RecordService> BatchProcessor<S> {
         &self.config
     }
 
+    /// The same processor (sharing its service) with another deadline margin.
+    pub fn with_deadline_margin(&self, deadline_margin: Duration) -> Self {
+        Self { service: Arc::clone(&self.service), config: BatchConfig { deadline_margin, ..self.config.clone() } }
+    }
+
     /// Processes a batch and returns what Lambda should see: the failure list, or an error
     /// when the batch as a whole must be retried.
     pub async fn handle_event(
@@ -240,7 +245,11 @@ impl<S: RecordService> BatchProcessor<S> {
             request_id = %invocation.request_id,
         );
         let cx = RecordContext::new(Arc::clone(&record.meta), Arc::clone(invocation));
-        let call = self.service.call(Record { body, cx });
+        let service = Arc::clone(&self.service);
+        let call = async move {
+            crate::fault::before_record(&body).await?;
+            service.call(Record { body, cx }).await
+        };
         // Spawned so that a panic unwinds that task only, and so that records of a batch can
         // use every core.
         let mut task = tokio::spawn(call.instrument(span));

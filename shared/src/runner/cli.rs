@@ -24,6 +24,33 @@ pub(crate) enum Command {
     /// stdout gets the JSON the function would return to Lambda; stderr gets the logs and a
     /// summary of every record's outcome.
     Replay(ReplayArgs),
+    /// Consume a real SQS queue like Lambda's event source mapping: long-poll, process each
+    /// batch, delete the successes, leave the failures to the queue's redrive policy.
+    ///
+    /// stdout gets each batch's response JSON, one line per batch; stderr the logs. SIGINT or
+    /// SIGTERM finishes the batch in hand, then exits 0.
+    Poll(PollArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PollArgs {
+    /// The queue to consume (AWS, or the API at AWS_ENDPOINT_URL).
+    #[arg(long)]
+    pub queue_url: String,
+    /// Messages per batch (SQS returns at most 10 per receive; more needs --batching-window).
+    #[arg(long, default_value_t = 10)]
+    pub batch_size: usize,
+    /// Seconds to keep gathering a batch after the first message arrived.
+    #[arg(long)]
+    pub batching_window: Option<u64>,
+    /// Stop after this many batches.
+    #[arg(long)]
+    pub max_batches: Option<usize>,
+    /// Stop after this many seconds without a message.
+    #[arg(long)]
+    pub idle_exit: Option<u64>,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Args)]

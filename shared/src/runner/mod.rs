@@ -24,6 +24,7 @@
 mod cli;
 mod lambda;
 mod logging;
+mod poll;
 mod replay;
 
 use std::process::ExitCode;
@@ -50,11 +51,14 @@ pub mod exit {
 
 type BuildService = Box<dyn FnOnce(Option<&Backend>) -> anyhow::Result<Arc<dyn RecordService>> + Send>;
 
+type CommandFuture = BoxFuture<'static, anyhow::Result<()>>;
+type RunCommand = Box<dyn FnOnce(&ArgMatches) -> Result<CommandFuture, clap::Error> + Send>;
+
 /// A function's own commands (state inspection, seeding), parsed beside `replay`.
 struct Commands {
     augment: fn(clap::Command) -> clap::Command,
     has: fn(&str) -> bool,
-    run: Box<dyn FnOnce(&ArgMatches) -> Result<BoxFuture<'static, anyhow::Result<()>>, clap::Error> + Send>,
+    run: RunCommand,
 }
 
 /// A command's input was wrong (exit 2), as opposed to the command failing (exit 1).
@@ -130,7 +134,7 @@ impl Runner {
             has: C::has_subcommand,
             run: Box::new(move |matches| {
                 let command = C::from_arg_matches(matches)?;
-                Ok(Box::pin(run(command)) as BoxFuture<'static, anyhow::Result<()>>)
+                Ok(Box::pin(run(command)) as CommandFuture)
             }),
         };
         Self { commands: Some(commands), ..self }
@@ -190,6 +194,17 @@ impl Runner {
                     Err(failure) => return failure,
                 };
                 replay::run(&name, &processor, args).await
+            }
+            cli::Command::Poll(args) => {
+                let name = crate::env::var(crate::env::FUNCTION_NAME).unwrap_or_else(|| self.name.clone());
+                let processor = match self.local_processor(&args.store).await {
+                    Ok(processor) => processor,
+                    Err(failure) => return failure,
+                };
+                match poll::run(&name, &processor, args).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(error) => report_error(error),
+                }
             }
         }
     }

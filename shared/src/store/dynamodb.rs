@@ -12,7 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -87,8 +87,12 @@ impl DynamoDbStore {
         self.requests.get()
     }
 
-    fn error<E: std::error::Error + 'static, R: std::fmt::Debug>(&self, operation: &'static str, error: SdkError<E, R>) -> StoreError {
-        StoreError { store: self.describe(), operation, cause: DisplayErrorContext(error).to_string() }
+    fn error<E, R>(&self, operation: &'static str, error: SdkError<E, R>) -> StoreError
+    where
+        E: std::error::Error + ProvideErrorMetadata + 'static,
+        R: std::fmt::Debug,
+    {
+        StoreError { store: self.describe(), operation, cause: sdk_error_summary(&error) }
     }
 
     /// The `Put` of a transaction that writes `record` under the claim condition.
@@ -102,6 +106,23 @@ impl DynamoDbStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(|e| StoreError { store: self.describe(), operation: "commit", cause: e.to_string() })
+    }
+}
+
+/// One line for an SDK error: the service's code and message when the service answered (the
+/// full context repeats the raw HTTP response), the whole chain of causes otherwise.
+pub(crate) fn sdk_error_summary<E, R>(error: &SdkError<E, R>) -> String
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug,
+{
+    match error.as_service_error() {
+        Some(service) => format!(
+            "{}: {}",
+            service.code().unwrap_or("service error"),
+            service.message().unwrap_or("no message")
+        ),
+        None => DisplayErrorContext(error).to_string(),
     }
 }
 

@@ -1,0 +1,170 @@
+//! `poll` against the local AWS API (moto): Lambda's event source mapping semantics — deletes
+//! on success, redelivery and dead-lettering by the queue's redrive policy on failure, and a
+//! clean stop on SIGTERM.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use serde_json::json;
+
+fn example_binary() -> std::path::PathBuf {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "-p", "sqs-kit", "--example", "validate_orders"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("examples").join("validate_orders")
+}
+
+fn order(n: usize) -> String {
+    json!({
+        "eventId": format!("evt-{n}"), "eventType": "OrderPlaced", "occurredAt": "2026-11-24T09:00:00Z",
+        "orderId": format!("ORD-{n}"), "customerId": "CUST-42", "customerEmail": "minji@example.com",
+        "items": [{"sku": "SKU-KEYBOARD", "quantity": 1, "unitPrice": 89000}], "totalAmount": 89000, "currency": "KRW",
+        "shippingAddress": {"name": "Minji Kim", "line1": "12 Teheran-ro", "city": "Seoul", "postalCode": "06236", "country": "KR"}
+    })
+    .to_string()
+}
+
+struct Queues {
+    client: aws_sdk_sqs::Client,
+    main: String,
+    dlq: String,
+}
+
+/// A queue whose messages go to a DLQ after `max_receives` receives.
+async fn queues(config: &aws_config::SdkConfig, visibility: u32, max_receives: u32) -> Queues {
+    let client = aws_sdk_sqs::Client::new(config);
+    let dlq = client.create_queue().queue_name(e2e::unique_name("dlq")).send().await.unwrap().queue_url.unwrap();
+    let dlq_arn = client
+        .get_queue_attributes()
+        .queue_url(&dlq)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    let redrive = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receives.to_string()}).to_string();
+    let main = client
+        .create_queue()
+        .queue_name(e2e::unique_name("main"))
+        .attributes(QueueAttributeName::VisibilityTimeout, visibility.to_string())
+        .attributes(QueueAttributeName::RedrivePolicy, redrive)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    Queues { client, main, dlq }
+}
+
+impl Queues {
+    async fn send(&self, bodies: &[String]) {
+        for body in bodies {
+            self.client.send_message().queue_url(&self.main).message_body(body).send().await.unwrap();
+        }
+    }
+
+    async fn count(&self, url: &str) -> usize {
+        let attributes = self
+            .client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap();
+        attributes.values().map(|n| n.parse::<usize>().unwrap()).sum()
+    }
+}
+
+#[tokio::test]
+async fn poll_deletes_successes_and_the_redrive_policy_dead_letters_poison() {
+    let Some(config) = e2e::local_aws().await else { return };
+    let queues = queues(&config, 2, 2).await;
+    let mut bodies: Vec<String> = (0..4).map(order).collect();
+    bodies.push("not json at all".into());
+    bodies.push(json!({"eventId": "evt-empty", "items": []}).to_string());
+    queues.send(&bodies).await;
+
+    let state = tempfile::tempdir().unwrap();
+    let run = e2e::run(
+        &example_binary(),
+        ["poll", "--queue-url", &queues.main, "--idle-exit", "6", "--state", state.path().to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.stderr.matches("order is valid").count(), 4, "each valid order handled once: {}", run.stderr);
+    assert!(run.stderr.contains("record failed permanently"), "{}", run.stderr);
+    assert_eq!(queues.count(&queues.main).await, 0, "nothing left in the queue");
+    assert_eq!(queues.count(&queues.dlq).await, 2, "the two poison messages are in the DLQ after 2 receives");
+    // Every batch printed its Lambda response on stdout.
+    for line in run.stdout.lines() {
+        let response: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(response["batchItemFailures"].is_array());
+    }
+}
+
+#[tokio::test]
+async fn sigterm_finishes_the_batch_in_hand_and_loses_nothing() {
+    let Some(config) = e2e::local_aws().await else { return };
+    let queues = queues(&config, 30, 5).await;
+    queues.send(&(0..10).map(order).collect::<Vec<_>>()).await;
+    let state = tempfile::tempdir().unwrap();
+    let binary = example_binary();
+    let poll = |extra_env: Option<(&str, &str)>| {
+        let mut command = Command::new(&binary);
+        command
+            .args(["poll", "--queue-url", &queues.main, "--idle-exit", "3", "--batch-size", "5", "--state"])
+            .arg(state.path())
+            .current_dir(e2e::workspace_root())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some((name, value)) = extra_env {
+            command.env(name, value);
+        }
+        command.spawn().unwrap()
+    };
+
+    // Slow records: the first batch of 5 takes 2 s; SIGTERM arrives in the middle of it.
+    let first = poll(Some(("SQS_KIT_FAULT", "slow:2000")));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    Command::new("kill").args(["-TERM", &first.id().to_string()]).status().unwrap();
+    let first: e2e::Run = first.wait_with_output().unwrap().into();
+    assert_eq!(first.code, Some(0), "{first:?}");
+    assert!(first.stderr.contains("shutdown requested"), "{}", first.stderr);
+    let handled_first = first.stderr.matches("order is valid").count();
+    assert!(handled_first >= 1 && handled_first < 10, "the first run stopped part-way: {}", first.stderr);
+
+    let second: e2e::Run = poll(None).wait_with_output().unwrap().into();
+    assert_eq!(second.code, Some(0), "{second:?}");
+    let handled_second = second.stderr.matches("order is valid").count();
+    assert_eq!(handled_first + handled_second, 10, "every order handled exactly once across the restart");
+    assert_eq!(queues.count(&queues.main).await, 0);
+    assert_eq!(queues.count(&queues.dlq).await, 0);
+}
+
+#[test]
+fn a_batch_over_ten_needs_a_batching_window() {
+    let run = e2e::run(&example_binary(), ["poll", "--queue-url", "http://127.0.0.1:9/q", "--batch-size", "50"], &[]);
+    assert_eq!(run.code, Some(2));
+    assert!(run.stderr.contains("--batch-size 50 needs --batching-window"), "{}", run.stderr);
+}
+
+#[test]
+fn an_unreachable_endpoint_is_a_runtime_error() {
+    let run = e2e::run(
+        &example_binary(),
+        ["poll", "--queue-url", "http://127.0.0.1:9/123456789012/q", "--max-batches", "1"],
+        &[("AWS_ENDPOINT_URL", "http://127.0.0.1:9"), ("AWS_ACCESS_KEY_ID", "x"), ("AWS_SECRET_ACCESS_KEY", "x"), ("AWS_REGION", "us-east-1")],
+    );
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_eq!(run.stderr.lines().filter(|l| l.starts_with("error:")).count(), 1, "{}", run.stderr);
+    assert!(run.stderr.contains("cannot read the attributes of queue"), "{}", run.stderr);
+}
