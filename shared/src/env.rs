@@ -14,6 +14,13 @@ pub const FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
 pub const LOG_LEVEL: &str = "LOG_LEVEL";
 pub const RUST_LOG: &str = "RUST_LOG";
 
+/// CloudWatch namespace of the embedded metrics. Default `SqsKit`.
+pub const METRICS_NAMESPACE: &str = "SQS_KIT_METRICS_NAMESPACE";
+/// Name of the metrics' dimension, whose value is the function name. Default `FunctionName`.
+pub const METRICS_DIMENSION: &str = "SQS_KIT_METRICS_DIMENSION";
+/// `off` turns the embedded metric lines off.
+pub const METRICS: &str = "SQS_KIT_METRICS";
+
 /// Fault injection for crash tests (see the `fault` module); unset in normal use.
 pub const FAULT: &str = "SQS_KIT_FAULT";
 

@@ -11,6 +11,7 @@ pub mod error;
 pub mod fault;
 pub mod handler;
 pub mod idempotency;
+pub mod metrics;
 pub mod record;
 pub mod runner;
 pub mod store;

@@ -155,11 +155,25 @@ async fn lambda_mode_returns_the_failure_list_and_errors_when_all_fail() {
     assert_eq!((second.request_id.as_str(), second.kind), ("req-1", "error"));
     assert!(second.body.contains("all 1 records of the batch failed"), "{}", second.body);
 
-    // Lambda mode logs JSON lines that carry the message id.
+    // Lambda mode logs JSON lines; every line about a record carries its message id, receive
+    // count, the request id and the (hashed) idempotency key, and no e-mail address.
     let failure_line = logs
         .lines()
-        .find(|line| line.contains("2e1424d4-f796-459a-8184-9c92662be6da"))
+        .find(|line| line.contains("7b9c4e1a-3f2d-4b8e-9a6c-1d0e5f4a3b2c") && line.contains("failed permanently"))
         .unwrap_or_else(|| panic!("no log line for the failed record in {logs}"));
     let line: serde_json::Value = serde_json::from_str(failure_line).expect("log lines are JSON");
     assert_eq!(line["level"], "ERROR");
+    assert_eq!(line["span"]["message_id"], "7b9c4e1a-3f2d-4b8e-9a6c-1d0e5f4a3b2c");
+    assert_eq!(line["span"]["request_id"], "req-0");
+    assert_eq!(line["span"]["receive_count"], 1);
+    let key = line["span"]["idempotency_key"].as_str().expect("the idempotency key digest");
+    assert_eq!(key.len(), 16);
+    assert!(!logs.contains('@'), "no e-mail address in the logs: {logs}");
+
+    // One embedded-metric line per invocation.
+    let metric_lines: Vec<serde_json::Value> =
+        logs.lines().filter(|line| line.contains("\"_aws\"")).map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_eq!(metric_lines.len(), 2, "{logs}");
+    assert_eq!(metric_lines[0]["RecordsProcessed"], 2);
+    assert_eq!(metric_lines[0]["FunctionName"], "validate-orders");
 }

@@ -183,3 +183,86 @@ fn the_state_directory_can_come_from_sqs_kit_state() {
     assert_eq!(output.status.code(), Some(0));
     assert!(state.path().join("sqs-kit.sqlite3").exists());
 }
+
+/// Checks a document against the CloudWatch Embedded Metric Format specification: the `_aws`
+/// metadata, every dimension and metric named in it present at the root, units from the list
+/// CloudWatch accepts, and numeric values.
+fn assert_emf(document: &serde_json::Value) {
+    const UNITS: [&str; 27] = [
+        "Seconds", "Microseconds", "Milliseconds", "Bytes", "Kilobytes", "Megabytes", "Gigabytes", "Terabytes", "Bits",
+        "Kilobits", "Megabits", "Gigabits", "Terabits", "Percent", "Count", "Bytes/Second", "Kilobytes/Second",
+        "Megabytes/Second", "Gigabytes/Second", "Terabytes/Second", "Bits/Second", "Kilobits/Second", "Megabits/Second",
+        "Gigabits/Second", "Terabits/Second", "Count/Second", "None",
+    ];
+    let metadata = &document["_aws"];
+    assert!(metadata["Timestamp"].as_u64().is_some_and(|t| t > 1_700_000_000_000), "Timestamp is epoch ms");
+    let directives = metadata["CloudWatchMetrics"].as_array().expect("CloudWatchMetrics is a list");
+    assert!(!directives.is_empty());
+    for directive in directives {
+        let namespace = directive["Namespace"].as_str().expect("Namespace is a string");
+        assert!(!namespace.is_empty() && namespace.len() <= 255);
+        for dimension_set in directive["Dimensions"].as_array().expect("Dimensions is a list") {
+            let names = dimension_set.as_array().expect("a dimension set is a list");
+            assert!(names.len() <= 30);
+            for name in names {
+                let name = name.as_str().unwrap();
+                assert!(document[name].is_string(), "dimension {name} must be a string at the root");
+            }
+        }
+        let metrics = directive["Metrics"].as_array().expect("Metrics is a list");
+        assert!(metrics.len() <= 100);
+        for metric in metrics {
+            let name = metric["Name"].as_str().expect("a metric has a Name");
+            assert!(UNITS.contains(&metric["Unit"].as_str().expect("a Unit")), "{metric}");
+            assert!(document[name].is_number(), "metric {name} must be a number at the root");
+        }
+    }
+}
+
+#[test]
+fn replay_writes_one_embedded_metric_line_to_stderr() {
+    let output = replay(&[SAMPLE], None);
+    let stderr = text(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|line| line.starts_with('{') && line.contains("\"_aws\"")).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    let document: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_emf(&document);
+    assert_eq!(document["_aws"]["CloudWatchMetrics"][0]["Namespace"], "SqsKit");
+    assert_eq!(document["FunctionName"], "validate_orders");
+    assert_eq!(document["RecordsProcessed"], 2);
+    assert_eq!(document["RecordsFailedPermanent"], 3);
+    assert_eq!(document["RecordsFailedTransient"], 0);
+    assert_eq!(document["DuplicatesSkipped"], 0);
+    assert_eq!(document["RecordsNotAttempted"], 0);
+    assert!(document["BatchDuration"].as_f64().unwrap() >= 0.0);
+    assert!(document["MaxMessageAge"].as_u64().unwrap() > 0, "the sample was sent in 2025");
+    assert_eq!(text(&output.stdout).lines().count(), 1, "stdout stays the single response line");
+}
+
+#[test]
+fn metrics_namespace_and_dimension_are_configurable_and_can_be_off() {
+    let state = tempfile::tempdir().unwrap();
+    let output = Command::new(example_binary())
+        .args(["replay", SAMPLE, "--state"])
+        .arg(state.path())
+        .current_dir(workspace_root())
+        .env("SQS_KIT_METRICS_NAMESPACE", "Shop/Orders")
+        .env("SQS_KIT_METRICS_DIMENSION", "Service")
+        .output()
+        .unwrap();
+    let stderr = text(&output.stderr);
+    let line = stderr.lines().find(|line| line.contains("\"_aws\"")).expect("a metric line");
+    let document: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_emf(&document);
+    assert_eq!(document["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Shop/Orders");
+    assert_eq!(document["Service"], "validate_orders");
+
+    let off = Command::new(example_binary())
+        .args(["replay", SAMPLE, "--state"])
+        .arg(state.path())
+        .current_dir(workspace_root())
+        .env("SQS_KIT_METRICS", "off")
+        .output()
+        .unwrap();
+    assert!(!text(&off.stderr).contains("\"_aws\""));
+}

@@ -191,3 +191,13 @@ pub fn message_ids(file: &str) -> Vec<String> {
 pub fn read_event(file: &str) -> String {
     std::fs::read_to_string(workspace_root().join(file)).unwrap_or_else(|e| panic!("cannot read {file}: {e}"))
 }
+
+/// Verifies `sender` as an SES identity on the local AWS API, as SES requires before sending.
+pub async fn verify_ses_identity(config: &aws_config::SdkConfig, sender: &str) {
+    aws_sdk_sesv2::Client::new(config)
+        .create_email_identity()
+        .email_identity(sender)
+        .send()
+        .await
+        .expect("the local AWS API verifies the sender");
+}

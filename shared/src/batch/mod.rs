@@ -138,8 +138,14 @@ impl<S: RecordService> BatchProcessor<S> {
         invocation: InvocationContext,
     ) -> Result<SqsBatchResponse, BatchError> {
         let report = self.process(event, invocation).await?;
+        self.respond(&report)
+    }
+
+    /// What Lambda should see for a processed batch: its failure list, or an error when every
+    /// record failed and the policy says so.
+    pub fn respond(&self, report: &BatchReport) -> Result<SqsBatchResponse, BatchError> {
         if report.all_failed() && self.config.all_failed == AllFailedPolicy::ReturnError {
-            return Err(all_failed_error(&report));
+            return Err(all_failed_error(report));
         }
         Ok(report.response())
     }
@@ -150,6 +156,7 @@ impl<S: RecordService> BatchProcessor<S> {
         let kind = QueueKind::detect(&event);
         let invocation = Arc::new(invocation);
         let records = prepare(event.records)?;
+        let max_message_age = max_message_age(&records);
         let lanes = self.lanes(kind, &records);
         let permits = Semaphore::new(self.config.max_concurrency.max(1));
 
@@ -169,7 +176,7 @@ impl<S: RecordService> BatchProcessor<S> {
                 outcome: outcome.expect("every record belongs to exactly one lane"),
             })
             .collect();
-        Ok(BatchReport { records, elapsed: started.elapsed() })
+        Ok(BatchReport { records, elapsed: started.elapsed(), max_message_age })
     }
 
     /// Splits the batch into lanes: records of one lane run in order, lanes run side by side.
@@ -211,12 +218,13 @@ impl<S: RecordService> BatchProcessor<S> {
             }
             let _permit = permits.acquire().await.expect("the semaphore is never closed");
             let remaining = invocation.remaining();
+            let span = record_span(&record.meta, invocation);
             let outcome = if remaining < self.config.deadline_margin {
                 Outcome::NotAttempted(Skip::Deadline { remaining })
             } else {
-                self.run_record(record, invocation).await
+                self.run_record(record, invocation, span.clone()).await
             };
-            log_outcome(&record.meta, &outcome);
+            span.in_scope(|| log_outcome(&outcome));
             if let Outcome::Failed(_) = outcome {
                 held_back = Some(match (&record.meta.message_group_id, self.config.fifo_failure_mode) {
                     (_, FifoFailureMode::StopBatch) => {
@@ -233,17 +241,11 @@ impl<S: RecordService> BatchProcessor<S> {
         outcomes
     }
 
-    async fn run_record(&self, record: &Prepared, invocation: &Arc<InvocationContext>) -> Outcome {
+    async fn run_record(&self, record: &Prepared, invocation: &Arc<InvocationContext>, span: tracing::Span) -> Outcome {
         let body = match &record.body {
             Ok(body) => body.clone(),
             Err(error) => return Outcome::Failed(error.clone()),
         };
-        let span = tracing::info_span!(
-            "record",
-            message_id = %record.meta.message_id,
-            receive_count = record.meta.receive_count,
-            request_id = %invocation.request_id,
-        );
         let cx = RecordContext::new(Arc::clone(&record.meta), Arc::clone(invocation));
         let service = Arc::clone(&self.service);
         let call = async move {
@@ -302,16 +304,32 @@ fn prepare(messages: Vec<SqsMessage>) -> Result<Vec<Prepared>, BatchError> {
         .collect()
 }
 
-fn log_outcome(meta: &RecordMeta, outcome: &Outcome) {
-    let message_id = meta.message_id.as_str();
+fn max_message_age(records: &[Prepared]) -> Option<Duration> {
+    let oldest = records.iter().filter_map(|record| record.meta.sent_timestamp_ms).min()?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as u64;
+    Some(Duration::from_millis(now.saturating_sub(oldest)))
+}
+
+/// The span every log line about a record carries: what an operator searches the logs by.
+fn record_span(meta: &RecordMeta, invocation: &InvocationContext) -> tracing::Span {
+    tracing::info_span!(
+        "record",
+        message_id = %meta.message_id,
+        receive_count = meta.receive_count,
+        request_id = %invocation.request_id,
+        // Filled in by the idempotency layer, hashed: a key can be personal data.
+        idempotency_key = tracing::field::Empty,
+    )
+}
+
+/// Logs a record's outcome; called inside its span, which names the record.
+fn log_outcome(outcome: &Outcome) {
     match outcome {
-        Outcome::Processed(_) => tracing::debug!(message_id, "record processed"),
-        Outcome::Duplicate(_) => tracing::info!(message_id, "record skipped: already processed"),
-        Outcome::Failed(error) if error.is_permanent() => {
-            tracing::error!(message_id, reason = error.reason(), "record failed permanently")
-        }
-        Outcome::Failed(error) => tracing::warn!(message_id, reason = error.reason(), "record failed, will be retried"),
-        Outcome::NotAttempted(skip) => tracing::warn!(message_id, reason = %skip, "record not attempted"),
+        Outcome::Processed(_) => tracing::debug!("record processed"),
+        Outcome::Duplicate(_) => tracing::info!("record skipped: already processed"),
+        Outcome::Failed(error) if error.is_permanent() => tracing::error!(reason = error.reason(), "record failed permanently"),
+        Outcome::Failed(error) => tracing::warn!(reason = error.reason(), "record failed, will be retried"),
+        Outcome::NotAttempted(skip) => tracing::warn!(reason = %skip, "record not attempted"),
     }
 }
 

@@ -94,6 +94,9 @@ impl Totals {
 pub struct BatchReport {
     pub records: Vec<RecordReport>,
     pub elapsed: Duration,
+    /// How long the oldest record had waited since it was sent (`SentTimestamp`) when the
+    /// batch started: the lag a consumer should watch.
+    pub max_message_age: Option<Duration>,
 }
 
 impl BatchReport {

@@ -137,6 +137,7 @@ impl<S: RecordService> Layer<S> {
     async fn call(self: Arc<Self>, record: Record) -> Result<Handled, RecordError> {
         let key = self.key_of(&record)?;
         let id = format!("{}#{key}", record.cx.invocation.function_name);
+        tracing::Span::current().record("idempotency_key", key_digest(&id).as_str());
         let payload_hash = payload_hash(&record.body);
 
         if let Some((cached_hash, result)) = self.cache.get(&id, Now::system()) {
@@ -302,6 +303,15 @@ fn kind_of(value: &Value) -> &'static str {
         Value::Array(_) => "a list",
         Value::Object(_) => "an object",
     }
+}
+
+/// The first 16 hex digits of the key's SHA-256: enough to correlate log lines, without
+/// writing a key that may hold personal data (an e-mail address, say) into the logs.
+pub fn key_digest(id: &str) -> String {
+    Sha256::digest(id.as_bytes()).iter().take(8).fold(String::with_capacity(16), |mut hex, byte| {
+        let _ = write!(hex, "{byte:02x}");
+        hex
+    })
 }
 
 /// SHA-256 (hex) of the body in canonical form: object keys sorted, no whitespace, so that the

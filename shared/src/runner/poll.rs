@@ -107,6 +107,7 @@ pub(crate) async fn run<S: RecordService>(function_name: &str, processor: &Batch
     // A short visibility timeout (a test's, or a fast-retrying queue's) must still leave time to
     // work: the safety margin never takes more than a quarter of it.
     let processor = &processor.with_deadline_margin(processor.config().deadline_margin.min(queue.visibility_timeout / 4));
+    let metrics = crate::metrics::Metrics::from_env();
     let shutdown = Shutdown::default();
     shutdown.listen();
     let mut totals = Totals::default();
@@ -133,7 +134,7 @@ pub(crate) async fn run<S: RecordService>(function_name: &str, processor: &Batch
         idle_since = Instant::now();
         totals.batches += 1;
         totals.received += messages.len();
-        let (deleted, left) = process_batch(function_name, processor, &client, &queue, messages, totals.batches).await?;
+        let (deleted, left) = process_batch(function_name, processor, &metrics, &client, &queue, messages, totals.batches).await?;
         totals.deleted += deleted;
         totals.left += left;
     }
@@ -203,6 +204,7 @@ async fn receive(client: &Client, queue: &Queue, max: usize, wait: Duration) -> 
 async fn process_batch<S: RecordService>(
     function_name: &str,
     processor: &BatchProcessor<S>,
+    metrics: &crate::metrics::Metrics,
     client: &Client,
     queue: &Queue,
     messages: Vec<Message>,
@@ -236,6 +238,9 @@ async fn process_batch<S: RecordService>(
         .filter_map(|record| Some((record.message_id.clone(), receipts.get(&record.message_id)?.clone())))
         .collect();
     let deleted = delete(client, queue, succeeded).await;
+    if let Some(document) = metrics.document(function_name, &report) {
+        eprintln!("{document}");
+    }
     let response = serde_json::to_string(&report.response()).expect("a batch response serializes");
     println!("{response}");
     let totals = report.totals();

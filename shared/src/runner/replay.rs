@@ -113,6 +113,9 @@ pub(crate) async fn run<S: RecordService>(name: &str, processor: &BatchProcessor
     let response = serde_json::to_string(&report.response()).expect("a batch response always serializes");
     println!("{response}");
     let _ = std::io::stdout().flush();
+    if let Some(document) = crate::metrics::Metrics::from_env().document(name, &report) {
+        eprintln!("{document}");
+    }
     print_summary(&args.file, &report, processor.config().all_failed);
     ExitCode::SUCCESS
 }
