@@ -120,6 +120,30 @@ async fn sleeping_batch(groups: Option<usize>) -> Duration {
     best
 }
 
+/// DynamoDB requests per record on each idempotency path, counted on the wire.
+async fn requests_per_path(store: Arc<DynamoDbStore>) {
+    let records = 20;
+    let cost = |before: usize| (store.requests_sent() - before) as f64 / records as f64;
+    let warm = idempotent(store.clone());
+    let before = store.requests_sent();
+    warm.process(numbered_event(5_000_000, records, None), invocation()).await.unwrap();
+    println!("| DynamoDB requests per record: fresh | {:.2} |", cost(before));
+    let before = store.requests_sent();
+    warm.process(numbered_event(5_000_000, records, None), invocation()).await.unwrap();
+    println!("| DynamoDB requests per record: duplicate, warm cache | {:.2} |", cost(before));
+    let cold = idempotent(store.clone());
+    let before = store.requests_sent();
+    cold.process(numbered_event(5_000_000, records, None), invocation()).await.unwrap();
+    println!("| DynamoDB requests per record: duplicate, cold | {:.2} |", cost(before));
+    let transactional = BatchProcessor::new(
+        Idempotent::new(order_id_handler(), store.clone(), IdempotencyConfig::keyed_by("/eventId").transactional()).unwrap(),
+        BatchConfig::default(),
+    );
+    let before = store.requests_sent();
+    transactional.process(numbered_event(6_000_000, records, None), invocation()).await.unwrap();
+    println!("| DynamoDB requests per record: transactional | {:.2} |", cost(before));
+}
+
 #[tokio::main]
 async fn main() {
     println!("| benchmark | figure |");
@@ -135,8 +159,9 @@ async fn main() {
     let _ = std::fs::remove_dir_all(&state);
     match dynamodb_store().await {
         Some(store) => {
-            let dynamodb = idempotent(store);
+            let dynamodb = idempotent(store.clone());
             println!("| per-record overhead, idempotency on DynamoDB (moto, local) | {:.1} µs |", micros(per_record_overhead(&dynamodb, 5).await));
+            requests_per_path(store).await;
         }
         None => println!("| per-record overhead, idempotency on DynamoDB | not run: AWS_ENDPOINT_URL is not set (use scripts/with-moto) |"),
     }

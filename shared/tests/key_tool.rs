@@ -2,33 +2,21 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 const EVENT_ID: &str = "8c1f6d0e-5d3a-4c55-9a57-1f2b8f0c4a11";
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
 
-fn example_binary() -> PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "-p", "sqs-kit", "--example", "validate_orders"])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("examples").join("validate_orders")
-}
 
 fn sqs_kit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sqs-kit")).args(args).current_dir(workspace_root()).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_sqs-kit")).args(args).current_dir(e2e::workspace_root()).output().unwrap()
 }
 
 fn replay(args: &[&str]) -> Output {
-    Command::new(example_binary())
+    Command::new(common::example_binary())
         .args(["replay", "events/example/validate-orders.json"])
         .args(args)
-        .current_dir(workspace_root())
+        .current_dir(e2e::workspace_root())
         .env_remove("AWS_LAMBDA_RUNTIME_API")
         .output()
         .unwrap()
@@ -71,8 +59,8 @@ async fn replay_and_key_tooling_on_dynamodb() {
         command.env("IDEMPOTENCY_TABLE", &table);
     };
 
-    let mut replay = Command::new(example_binary());
-    replay.args(["replay", "events/example/validate-orders.json", "--store", "dynamodb"]).current_dir(workspace_root());
+    let mut replay = Command::new(common::example_binary());
+    replay.args(["replay", "events/example/validate-orders.json", "--store", "dynamodb"]).current_dir(e2e::workspace_root());
     with_table(&mut replay);
     let first = replay.output().unwrap();
     assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));

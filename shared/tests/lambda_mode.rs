@@ -5,20 +5,12 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-fn example_binary() -> PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "-p", "sqs-kit", "--example", "validate_orders"])
-        .status()
-        .expect("cargo runs");
-    assert!(status.success());
-    std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("examples").join("validate_orders")
-}
 
 /// What the function posted back for one invocation.
 #[derive(Debug)]
@@ -99,7 +91,7 @@ fn serve_connection(stream: TcpStream, queue: Arc<Mutex<Vec<(usize, String)>>>, 
 }
 
 fn start_function(api: &RuntimeApi, table: &str) -> Child {
-    Command::new(example_binary())
+    Command::new(common::example_binary())
         .env("IDEMPOTENCY_TABLE", table)
         .env("AWS_LAMBDA_RUNTIME_API", &api.address)
         .env("AWS_LAMBDA_FUNCTION_NAME", "validate-orders")

@@ -2,20 +2,14 @@
 //! on success, redelivery and dead-lettering by the queue's redrive policy on failure, and a
 //! clean stop on SIGTERM.
 
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::json;
 
-fn example_binary() -> std::path::PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "-p", "sqs-kit", "--example", "validate_orders"])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("examples").join("validate_orders")
-}
 
 fn order(n: usize) -> String {
     json!({
@@ -95,7 +89,7 @@ async fn poll_deletes_successes_and_the_redrive_policy_dead_letters_poison() {
 
     let state = tempfile::tempdir().unwrap();
     let run = e2e::run(
-        &example_binary(),
+        &common::example_binary(),
         ["poll", "--queue-url", &queues.main, "--idle-exit", "6", "--state", state.path().to_str().unwrap()],
         &[],
     );
@@ -117,7 +111,7 @@ async fn sigterm_finishes_the_batch_in_hand_and_loses_nothing() {
     let queues = queues(&config, 30, 5).await;
     queues.send(&(0..10).map(order).collect::<Vec<_>>()).await;
     let state = tempfile::tempdir().unwrap();
-    let binary = example_binary();
+    let binary = common::example_binary();
     let poll = |extra_env: Option<(&str, &str)>| {
         let mut command = Command::new(&binary);
         command
@@ -152,7 +146,7 @@ async fn sigterm_finishes_the_batch_in_hand_and_loses_nothing() {
 
 #[test]
 fn a_batch_over_ten_needs_a_batching_window() {
-    let run = e2e::run(&example_binary(), ["poll", "--queue-url", "http://127.0.0.1:9/q", "--batch-size", "50"], &[]);
+    let run = e2e::run(&common::example_binary(), ["poll", "--queue-url", "http://127.0.0.1:9/q", "--batch-size", "50"], &[]);
     assert_eq!(run.code, Some(2));
     assert!(run.stderr.contains("--batch-size 50 needs --batching-window"), "{}", run.stderr);
 }
@@ -160,7 +154,7 @@ fn a_batch_over_ten_needs_a_batching_window() {
 #[test]
 fn an_unreachable_endpoint_is_a_runtime_error() {
     let run = e2e::run(
-        &example_binary(),
+        &common::example_binary(),
         ["poll", "--queue-url", "http://127.0.0.1:9/123456789012/q", "--max-batches", "1"],
         &[("AWS_ENDPOINT_URL", "http://127.0.0.1:9"), ("AWS_ACCESS_KEY_ID", "x"), ("AWS_SECRET_ACCESS_KEY", "x"), ("AWS_REGION", "us-east-1")],
     );

@@ -1,32 +1,21 @@
 //! `replay` as a user runs it: the example binary as a subprocess on the sample event.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::io::Write;
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
 
-/// The example binary, built by cargo next to this test's own executable.
-fn example_binary() -> PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "-p", "sqs-kit", "--example", "validate_orders"])
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building the example failed");
-    let profile_dir = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf();
-    profile_dir.join("examples").join("validate_orders")
-}
 
 /// Runs `replay` with its embedded state in `state`.
 fn replay_in(state: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(example_binary())
+    let mut child = Command::new(common::example_binary())
         .arg("replay")
         .args(args)
         .arg("--state")
         .arg(state)
-        .current_dir(workspace_root())
+        .current_dir(e2e::workspace_root())
         .env_remove("AWS_LAMBDA_RUNTIME_API")
         .env("LOG_LEVEL", "info")
         .stdin(Stdio::piped())
@@ -76,7 +65,7 @@ fn sample_event_reports_the_invalid_orders() {
 
 #[test]
 fn event_can_come_from_stdin() {
-    let event = std::fs::read_to_string(workspace_root().join("events/example/validate-orders.json")).unwrap();
+    let event = std::fs::read_to_string(e2e::workspace_root().join("events/example/validate-orders.json")).unwrap();
     let output = replay(&["-"], Some(&event));
     assert_eq!(output.status.code(), Some(0));
     assert!(text(&output.stdout).starts_with(r#"{"batchItemFailures":[{"itemIdentifier":"2e1424d4"#));
@@ -147,12 +136,12 @@ fn replaying_the_same_event_twice_reports_duplicates_and_calls_no_handler() {
 #[test]
 fn two_replays_at_once_on_one_state_run_each_order_once() {
     let state = tempfile::tempdir().unwrap();
-    let binary = example_binary();
+    let binary = common::example_binary();
     let spawn = || {
         Command::new(&binary)
             .args(["replay", SAMPLE, "--state"])
             .arg(state.path())
-            .current_dir(workspace_root())
+            .current_dir(e2e::workspace_root())
             .env_remove("AWS_LAMBDA_RUNTIME_API")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -174,9 +163,9 @@ fn two_replays_at_once_on_one_state_run_each_order_once() {
 #[test]
 fn the_state_directory_can_come_from_sqs_kit_state() {
     let state = tempfile::tempdir().unwrap();
-    let output = Command::new(example_binary())
+    let output = Command::new(common::example_binary())
         .args(["replay", SAMPLE])
-        .current_dir(workspace_root())
+        .current_dir(e2e::workspace_root())
         .env("SQS_KIT_STATE", state.path())
         .output()
         .unwrap();
@@ -242,10 +231,10 @@ fn replay_writes_one_embedded_metric_line_to_stderr() {
 #[test]
 fn metrics_namespace_and_dimension_are_configurable_and_can_be_off() {
     let state = tempfile::tempdir().unwrap();
-    let output = Command::new(example_binary())
+    let output = Command::new(common::example_binary())
         .args(["replay", SAMPLE, "--state"])
         .arg(state.path())
-        .current_dir(workspace_root())
+        .current_dir(e2e::workspace_root())
         .env("SQS_KIT_METRICS_NAMESPACE", "Shop/Orders")
         .env("SQS_KIT_METRICS_DIMENSION", "Service")
         .output()
@@ -257,10 +246,10 @@ fn metrics_namespace_and_dimension_are_configurable_and_can_be_off() {
     assert_eq!(document["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Shop/Orders");
     assert_eq!(document["Service"], "validate_orders");
 
-    let off = Command::new(example_binary())
+    let off = Command::new(common::example_binary())
         .args(["replay", SAMPLE, "--state"])
         .arg(state.path())
-        .current_dir(workspace_root())
+        .current_dir(e2e::workspace_root())
         .env("SQS_KIT_METRICS", "off")
         .output()
         .unwrap();

@@ -201,3 +201,28 @@ pub async fn verify_ses_identity(config: &aws_config::SdkConfig, sender: &str) {
         .await
         .expect("the local AWS API verifies the sender");
 }
+
+/// Runs an async scenario `fn scenario(Function)` on both stores, as two tests named
+/// `scenario::embedded` and `scenario::dynamodb` (the latter skipped without a local AWS API).
+///
+/// ```ignore
+/// e2e::on_both_stores!(clean_batch_is_processed_once, embedded(), dynamodb());
+/// ```
+#[macro_export]
+macro_rules! on_both_stores {
+    ($scenario:ident, $embedded:expr, $dynamodb:expr) => {
+        mod $scenario {
+            #[tokio::test]
+            async fn embedded() {
+                super::$scenario($embedded).await;
+            }
+
+            #[tokio::test]
+            async fn dynamodb() {
+                if let Some(function) = $dynamodb.await {
+                    super::$scenario(function).await;
+                }
+            }
+        }
+    };
+}

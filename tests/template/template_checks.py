@@ -1,4 +1,5 @@
-"""Invariant checks over a parsed SAM template (design.md section 7, issue 5).
+"""Invariant checks over a parsed SAM template (design.md section 7, issue 5),
+and the checkov skips it may carry (issue 8).
 
 Every check is a function ``check_x(template) -> list[str]`` over the template
 as plain dicts and lists (short-form tags already turned into their long
@@ -729,6 +730,113 @@ def check_outputs(template: dict) -> list[str]:
     return problems
 
 
+# ----------------------------------------------------------------- checkov skips
+# The checkov checks a resource may skip (``Metadata: checkov: skip:`` with an
+# ``id`` and a ``comment``), each on one resource type and only where the
+# resource meets the check's aim by other means. Any other skip is a problem:
+# fix the finding instead, or add the check here with the reason it does not
+# apply (and the condition that keeps the skip honest).
+SECRET_NAME = re.compile(r"SECRET|PASSW|TOKEN|KEY|CREDENTIAL|PRIVATE", re.IGNORECASE)
+
+
+def _only_sqs_events(template: dict, function: dict) -> bool:
+    events = props(function).get("Events") or {}
+    return bool(events) and all(isinstance(e, dict) and e.get("Type") == "SQS" for e in events.values())
+
+
+def _sqs_events_capped(template: dict, function: dict) -> bool:
+    return _only_sqs_events(template, function) and all(
+        isinstance(e.get("ScalingConfig"), dict) and e["ScalingConfig"].get("MaximumConcurrency") is not None
+        for _, e in sqs_events(function)
+    )
+
+
+def _no_secret_in_environment(template: dict, function: dict) -> bool:
+    return not any(SECRET_NAME.search(name) for name in function_env(template, function))
+
+
+CHECKOV_SKIPS: dict[str, tuple[str, str, Any]] = {
+    # id: (resource type, what must hold for the skip, predicate(template, resource))
+    "CKV_AWS_27": (
+        "AWS::SQS::Queue",
+        "the queue is encrypted with SSE-SQS (SqsManagedSseEnabled: true)",
+        lambda t, r: truthy(props(r).get("SqsManagedSseEnabled")),
+    ),
+    "CKV_AWS_119": (
+        "AWS::DynamoDB::Table",
+        "the table is encrypted at rest (SSESpecification.SSEEnabled: true)",
+        lambda t, r: truthy((props(r).get("SSESpecification") or {}).get("SSEEnabled")),
+    ),
+    "CKV_AWS_158": (
+        "AWS::Logs::LogGroup",
+        "(CloudWatch Logs encrypts every log group at rest)",
+        lambda t, r: True,
+    ),
+    "CKV_AWS_116": (
+        "AWS::Serverless::Function",
+        "the function has only SQS events (no asynchronous invocation, so no function DLQ)",
+        _only_sqs_events,
+    ),
+    "CKV_AWS_115": (
+        "AWS::Serverless::Function",
+        "the function has only SQS events, each with ScalingConfig.MaximumConcurrency",
+        _sqs_events_capped,
+    ),
+    "CKV_AWS_117": (
+        "AWS::Serverless::Function",
+        "(the functions reach only AWS public endpoints)",
+        lambda t, r: True,
+    ),
+    "CKV_AWS_173": (
+        "AWS::Serverless::Function",
+        "no environment variable name suggests a secret",
+        _no_secret_in_environment,
+    ),
+}
+
+
+def checkov_skips(resource: dict) -> list:
+    metadata = resource.get("Metadata")
+    if not isinstance(metadata, dict):
+        return []
+    checkov = metadata.get("checkov")
+    return as_list(checkov.get("skip")) if isinstance(checkov, dict) else []
+
+
+def check_checkov_skips(template: dict) -> list[str]:
+    problems = []
+    for name, resource in template.get("Resources", {}).items():
+        if not isinstance(resource, dict):
+            continue
+        metadata = resource.get("Metadata")
+        if isinstance(metadata, dict) and "bridgecrew" in metadata:
+            problems.append(f"{name}: skip checkov checks under Metadata.checkov, not Metadata.bridgecrew")
+        seen: set[str] = set()
+        for skip in checkov_skips(resource):
+            if not isinstance(skip, dict) or not isinstance(skip.get("id"), str):
+                problems.append(f"{name}: a checkov skip needs an id")
+                continue
+            check_id = skip["id"]
+            comment = skip.get("comment")
+            if not isinstance(comment, str) or not comment.strip():
+                problems.append(f"{name}: checkov skip {check_id} needs a comment with its reason")
+            if check_id in seen:
+                problems.append(f"{name}: checkov skip {check_id} is listed twice")
+            seen.add(check_id)
+            if check_id not in CHECKOV_SKIPS:
+                problems.append(
+                    f"{name}: checkov skip {check_id} is not an accepted skip: fix the finding, or add it "
+                    "with its reason to CHECKOV_SKIPS in tests/template/template_checks.py"
+                )
+                continue
+            rtype, condition, holds = CHECKOV_SKIPS[check_id]
+            if resource.get("Type") != rtype:
+                problems.append(f"{name}: checkov skip {check_id} is accepted only on {rtype}, not {resource.get('Type')}")
+            elif not holds(template, resource):
+                problems.append(f"{name}: checkov skip {check_id} is accepted only when {condition}")
+    return problems
+
+
 ALL_CHECKS = (
     check_pairs_exist,
     check_redrive,
@@ -740,6 +848,7 @@ ALL_CHECKS = (
     check_fan_out,
     check_least_privilege,
     check_outputs,
+    check_checkov_skips,
 )
 
 

@@ -383,3 +383,58 @@ def test_managed_policy_is_reported(template):
 def test_missing_output_is_reported(template):
     del template["Outputs"]["InventoryDLQUrl"]
     assert problems_mentioning(tc.check_outputs(template), "InventoryDLQ")
+
+
+# ------------------------------------------------------------ checkov skips
+TEMPLATE_TEXT = (REPO_ROOT / "template.yaml").read_text()
+
+
+def test_checkov_skips_are_only_metadata_with_reasons(template):
+    # checkov also honours `# checkov:skip=ID:reason` comments in a resource's
+    # lines, which the parsed template cannot show: keep every skip in Metadata.
+    assert not re.search(r"(checkov|bridgecrew):skip=", TEMPLATE_TEXT, re.IGNORECASE)
+    for name, resource in template["Resources"].items():
+        for skip in tc.checkov_skips(resource):
+            assert skip["id"] in tc.CHECKOV_SKIPS, name
+            assert skip["comment"].strip() and "\n" not in skip["comment"].strip(), name
+
+
+def test_checkov_skip_without_comment_is_reported(template):
+    res(template, "EmailQueue")["Metadata"]["checkov"]["skip"][0]["comment"] = " "
+    assert problems_mentioning(tc.check_checkov_skips(template), "EmailQueue", "CKV_AWS_27", "comment")
+
+
+def test_unlisted_checkov_skip_is_reported(template):
+    res(template, "EmailRole")["Metadata"] = {
+        "checkov": {"skip": [{"id": "CKV_AWS_111", "comment": "write access without constraints is fine"}]}
+    }
+    assert problems_mentioning(tc.check_checkov_skips(template), "EmailRole", "CKV_AWS_111", "not an accepted skip")
+
+
+def test_checkov_skip_on_the_wrong_resource_type_is_reported(template):
+    res(template, "StockTable")["Metadata"]["checkov"]["skip"].append({"id": "CKV_AWS_27", "comment": "x"})
+    assert problems_mentioning(tc.check_checkov_skips(template), "StockTable", "CKV_AWS_27", "AWS::SQS::Queue")
+
+
+def test_bridgecrew_skip_is_reported(template):
+    res(template, "PointsTable")["Metadata"]["bridgecrew"] = {"skip": [{"id": "CKV_AWS_28", "comment": "x"}]}
+    assert problems_mentioning(tc.check_checkov_skips(template), "PointsTable", "Metadata.bridgecrew")
+
+
+def test_sqs_encryption_skip_on_an_unencrypted_queue_is_reported(template):
+    del props(template, "InventoryDLQ")["SqsManagedSseEnabled"]
+    props(template, "ShipmentsTable")["SSESpecification"]["SSEEnabled"] = False
+    problems = tc.check_checkov_skips(template)
+    assert problems_mentioning(problems, "InventoryDLQ", "CKV_AWS_27", "SqsManagedSseEnabled")
+    assert problems_mentioning(problems, "ShipmentsTable", "CKV_AWS_119", "SSEEnabled")
+
+
+def test_function_skips_that_no_longer_hold_are_reported(template):
+    function = props(template, "ShippingFunction")
+    function["Events"]["Retry"] = {"Type": "SNS", "Properties": {"Topic": {"Ref": "OrdersTopic"}}}
+    del props(template, "PointsFunction")["Events"]["Orders"]["Properties"]["ScalingConfig"]
+    props(template, "EmailFunction")["Environment"]["Variables"]["SMTP_PASSWORD"] = "hunter2"
+    problems = tc.check_checkov_skips(template)
+    assert problems_mentioning(problems, "ShippingFunction", "CKV_AWS_116", "only SQS events")
+    assert problems_mentioning(problems, "PointsFunction", "CKV_AWS_115", "MaximumConcurrency")
+    assert problems_mentioning(problems, "EmailFunction", "CKV_AWS_173", "secret")

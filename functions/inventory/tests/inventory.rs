@@ -57,16 +57,7 @@ async fn clean_batch_reserves_every_order_once(env: Function) {
     assert_eq!(stock(&env), levels(7, 3, 2), "a second replay changes nothing");
 }
 
-#[tokio::test]
-async fn clean_batch_reserves_every_order_once_embedded() {
-    clean_batch_reserves_every_order_once(embedded()).await;
-}
-
-#[tokio::test]
-async fn clean_batch_reserves_every_order_once_dynamodb() {
-    let Some(env) = dynamodb().await else { return };
-    clean_batch_reserves_every_order_once(env).await;
-}
+e2e::on_both_stores!(clean_batch_reserves_every_order_once, super::embedded(), super::dynamodb());
 
 async fn duplicates_reserve_once_and_malformed_bodies_fail(env: Function) {
     seed(&env);
@@ -78,16 +69,7 @@ async fn duplicates_reserve_once_and_malformed_bodies_fail(env: Function) {
     assert_eq!(stock(&env), levels(9, 3, 2));
 }
 
-#[tokio::test]
-async fn duplicates_reserve_once_and_malformed_bodies_fail_embedded() {
-    duplicates_reserve_once_and_malformed_bodies_fail(embedded()).await;
-}
-
-#[tokio::test]
-async fn duplicates_reserve_once_and_malformed_bodies_fail_dynamodb() {
-    let Some(env) = dynamodb().await else { return };
-    duplicates_reserve_once_and_malformed_bodies_fail(env).await;
-}
+e2e::on_both_stores!(duplicates_reserve_once_and_malformed_bodies_fail, super::embedded(), super::dynamodb());
 
 async fn cancellation_releases_exactly_what_was_reserved(env: Function) {
     seed(&env);
@@ -99,16 +81,7 @@ async fn cancellation_releases_exactly_what_was_reserved(env: Function) {
     assert_eq!(stock(&env), levels(10, 5, 3), "releasing twice would create stock");
 }
 
-#[tokio::test]
-async fn cancellation_releases_exactly_what_was_reserved_embedded() {
-    cancellation_releases_exactly_what_was_reserved(embedded()).await;
-}
-
-#[tokio::test]
-async fn cancellation_releases_exactly_what_was_reserved_dynamodb() {
-    let Some(env) = dynamodb().await else { return };
-    cancellation_releases_exactly_what_was_reserved(env).await;
-}
+e2e::on_both_stores!(cancellation_releases_exactly_what_was_reserved, super::embedded(), super::dynamodb());
 
 async fn insufficient_or_unknown_stock_is_a_recorded_rejection(env: Function) {
     seed(&env);
@@ -121,16 +94,7 @@ async fn insufficient_or_unknown_stock_is_a_recorded_rejection(env: Function) {
     assert!(again.stderr.contains("totals: 0 processed, 3 duplicate"), "{}", again.stderr);
 }
 
-#[tokio::test]
-async fn insufficient_or_unknown_stock_is_a_recorded_rejection_embedded() {
-    insufficient_or_unknown_stock_is_a_recorded_rejection(embedded()).await;
-}
-
-#[tokio::test]
-async fn insufficient_or_unknown_stock_is_a_recorded_rejection_dynamodb() {
-    let Some(env) = dynamodb().await else { return };
-    insufficient_or_unknown_stock_is_a_recorded_rejection(env).await;
-}
+e2e::on_both_stores!(insufficient_or_unknown_stock_is_a_recorded_rejection, super::embedded(), super::dynamodb());
 
 #[test]
 fn a_cancellation_before_the_order_blocks_a_later_reservation() {
@@ -158,16 +122,7 @@ async fn crash_before_commit_loses_nothing(env: Function) {
     assert_eq!(stock(&env), levels(7, 3, 2));
 }
 
-#[tokio::test]
-async fn crash_before_commit_loses_nothing_embedded() {
-    crash_before_commit_loses_nothing(embedded()).await;
-}
-
-#[tokio::test]
-async fn crash_before_commit_loses_nothing_dynamodb() {
-    let Some(env) = dynamodb().await else { return };
-    crash_before_commit_loses_nothing(env).await;
-}
+e2e::on_both_stores!(crash_before_commit_loses_nothing, super::embedded(), super::dynamodb());
 
 /// A crash after the commit, before Lambda hears back: the retry is a duplicate.
 async fn crash_after_commit_doubles_nothing(env: Function) {
@@ -181,16 +136,7 @@ async fn crash_after_commit_doubles_nothing(env: Function) {
     assert_eq!(stock(&env), levels(7, 3, 2), "ORD-1003 reserved once");
 }
 
-#[tokio::test]
-async fn crash_after_commit_doubles_nothing_embedded() {
-    crash_after_commit_doubles_nothing(embedded()).await;
-}
-
-#[tokio::test]
-async fn crash_after_commit_doubles_nothing_dynamodb() {
-    let Some(env) = dynamodb().await else { return };
-    crash_after_commit_doubles_nothing(env).await;
-}
+e2e::on_both_stores!(crash_after_commit_doubles_nothing, super::embedded(), super::dynamodb());
 
 #[test]
 fn stock_of_one_sku_and_of_an_unknown_one() {

@@ -46,16 +46,7 @@ async fn clean_batch_accrues_one_percent_once(env: Function) {
     assert_eq!(balance(&env, "CUST-42"), expected, "a second replay accrues nothing");
 }
 
-#[tokio::test]
-async fn clean_batch_accrues_one_percent_once_embedded() {
-    clean_batch_accrues_one_percent_once(embedded()).await;
-}
-
-#[tokio::test]
-async fn clean_batch_accrues_one_percent_once_dynamodb() {
-    let Some(env) = dynamodb().await else { return };
-    clean_batch_accrues_one_percent_once(env).await;
-}
+e2e::on_both_stores!(clean_batch_accrues_one_percent_once, super::embedded(), super::dynamodb());
 
 async fn duplicates_accrue_once_and_malformed_bodies_fail(env: Function) {
     let ids = message_ids(DUPLICATE_AND_MALFORMED);
@@ -66,16 +57,7 @@ async fn duplicates_accrue_once_and_malformed_bodies_fail(env: Function) {
     assert_eq!(balance(&env, "CUST-7")["balance"], 620);
 }
 
-#[tokio::test]
-async fn duplicates_accrue_once_and_malformed_bodies_fail_embedded() {
-    duplicates_accrue_once_and_malformed_bodies_fail(embedded()).await;
-}
-
-#[tokio::test]
-async fn duplicates_accrue_once_and_malformed_bodies_fail_dynamodb() {
-    let Some(env) = dynamodb().await else { return };
-    duplicates_accrue_once_and_malformed_bodies_fail(env).await;
-}
+e2e::on_both_stores!(duplicates_accrue_once_and_malformed_bodies_fail, super::embedded(), super::dynamodb());
 
 async fn cancellation_reverses_exactly_the_accrual(env: Function) {
     env.replay(CLEAN);
@@ -90,16 +72,7 @@ async fn cancellation_reverses_exactly_the_accrual(env: Function) {
     assert_eq!(balance(&env, "CUST-42")["balance"], 1780, "reversing twice would take more than was accrued");
 }
 
-#[tokio::test]
-async fn cancellation_reverses_exactly_the_accrual_embedded() {
-    cancellation_reverses_exactly_the_accrual(embedded()).await;
-}
-
-#[tokio::test]
-async fn cancellation_reverses_exactly_the_accrual_dynamodb() {
-    let Some(env) = dynamodb().await else { return };
-    cancellation_reverses_exactly_the_accrual(env).await;
-}
+e2e::on_both_stores!(cancellation_reverses_exactly_the_accrual, super::embedded(), super::dynamodb());
 
 #[test]
 fn a_cancellation_before_the_order_blocks_a_later_accrual() {
@@ -138,16 +111,7 @@ async fn crashes_around_the_commit_neither_lose_nor_double(env: Function) {
     assert_eq!(balance(&env, "CUST-42")["balance"], 890 + 1780, "every order accrued exactly once");
 }
 
-#[tokio::test]
-async fn crashes_around_the_commit_neither_lose_nor_double_embedded() {
-    crashes_around_the_commit_neither_lose_nor_double(embedded()).await;
-}
-
-#[tokio::test]
-async fn crashes_around_the_commit_neither_lose_nor_double_dynamodb() {
-    let Some(env) = dynamodb().await else { return };
-    crashes_around_the_commit_neither_lose_nor_double(env).await;
-}
+e2e::on_both_stores!(crashes_around_the_commit_neither_lose_nor_double, super::embedded(), super::dynamodb());
 
 #[test]
 fn a_customer_without_points_has_an_empty_account() {

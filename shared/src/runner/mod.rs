@@ -34,7 +34,7 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Subcommand};
 use futures::future::BoxFuture;
 
 pub use cli::{StoreArgs, StoreKind};
-pub use replay::{load_event, load_json, InputError};
+pub use replay::{load_event, load_json, parse_event, InputError};
 
 use crate::batch::{BatchConfig, BatchProcessor};
 use crate::handler::RecordService;

@@ -65,7 +65,8 @@ fn read_input(path: &Path) -> Result<(String, String), InputError> {
     Ok((origin, text))
 }
 
-fn parse_event(origin: &str, text: &str) -> Result<SqsEvent, InputError> {
+/// Checks that `text` (read from `origin`, for messages) is a Lambda SQS event.
+pub fn parse_event(origin: &str, text: &str) -> Result<SqsEvent, InputError> {
     if text.trim().is_empty() {
         return Err(InputError::Empty { origin: origin.to_owned() });
     }

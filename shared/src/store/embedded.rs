@@ -102,12 +102,13 @@ impl EmbeddedStore {
 }
 
 fn read_record(transaction: &Connection, id: &str) -> rusqlite::Result<Option<IdempotencyRecord>> {
+    // Cached statements: parsing SQL costs more than running these one-row statements.
     transaction
-        .query_row(
+        .prepare_cached(
             "SELECT id, status, expiration, in_progress_expiration, payload_hash, result, updated_at
              FROM idempotency WHERE id = ?1",
-            [id],
-            |row| {
+        )?
+        .query_row([id], |row| {
                 let status: String = row.get(1)?;
                 let result: Option<String> = row.get(5)?;
                 Ok(IdempotencyRecord {
@@ -119,17 +120,17 @@ fn read_record(transaction: &Connection, id: &str) -> rusqlite::Result<Option<Id
                     result: result.and_then(|text| serde_json::from_str(&text).ok()),
                     updated_at: row.get(6)?,
                 })
-            },
-        )
+        })
         .optional()
 }
 
 fn write_record(transaction: &Connection, record: &IdempotencyRecord) -> rusqlite::Result<()> {
-    transaction.execute(
+    transaction.prepare_cached(
         "INSERT OR REPLACE INTO idempotency
              (id, status, expiration, in_progress_expiration, payload_hash, result, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
+    )?
+    .execute(params![
             record.id,
             record.status.as_str(),
             record.expiration,
@@ -137,8 +138,7 @@ fn write_record(transaction: &Connection, record: &IdempotencyRecord) -> rusqlit
             record.payload_hash,
             record.result.as_ref().map(|result| result.to_string()),
             record.updated_at,
-        ],
-    )?;
+        ])?;
     Ok(())
 }
 
@@ -165,7 +165,7 @@ impl IdempotencyStore for EmbeddedStore {
 
     async fn release(&self, id: &str) -> Result<(), StoreError> {
         self.with_connection("release", |connection| {
-            connection.execute("DELETE FROM idempotency WHERE id = ?1 AND status = 'IN_PROGRESS'", [id]).map(drop)
+            connection.prepare_cached("DELETE FROM idempotency WHERE id = ?1 AND status = 'IN_PROGRESS'")?.execute([id]).map(drop)
         })
     }
 

@@ -21,9 +21,25 @@ pub(super) async fn config() -> aws_config::SdkConfig {
     aws_config::load_from_env().await
 }
 
-/// An SDK error as one line, with its causes (`dispatch failure: ... Connection refused`).
+/// An SDK error as one line, with its causes (`dispatch failure: io error: ... Connection
+/// refused`), each said once.
 pub(super) fn describe<E: std::error::Error>(error: E) -> String {
-    aws_sdk_sqs::error::DisplayErrorContext(error).to_string().replace('\n', " ")
+    let mut parts: Vec<String> = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|part| part.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ").replace('\n', " ")
+}
+
+/// A JSON list of message bodies from a file or standard input (`-`). Its errors are bad input
+/// (exit 2), said in one line: the file, and for invalid JSON the line and column.
+pub(super) fn load_bodies(path: &std::path::Path) -> Result<Vec<Value>, BadInput> {
+    crate::runner::load_json(path, "a JSON list of message bodies ([{...}, ...])").map_err(|e| BadInput(e.to_string()))
 }
 
 /// FIFO queues' URLs and ARNs, and FIFO topics' ARNs, end in `.fifo`.

@@ -42,3 +42,14 @@ pub fn invocation(remaining: Duration) -> InvocationContext {
 }
 
 pub use e2e::{create_table, local_aws, unique_name};
+
+/// The `validate_orders` example binary, built by cargo next to the test's own executable.
+pub fn example_binary() -> std::path::PathBuf {
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "-p", "sqs-kit", "--example", "validate_orders"])
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building the example failed");
+    let profile_dir = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf();
+    profile_dir.join("examples").join("validate_orders")
+}

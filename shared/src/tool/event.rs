@@ -1,0 +1,126 @@
+//! `sqs-kit event`: wrap message bodies into a Lambda SQS event (`{"Records":[...]}`) as Lambda
+//! builds it, for `<fn> replay` and `cargo lambda invoke --data-file`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use md5::{Digest, Md5};
+use serde_json::{json, Map, Value};
+
+use super::aws::{self, hex, now_ms, sha256_hex, uuid_from};
+use crate::runner::BadInput;
+
+/// The account of the default event source ARN (AWS's documentation account).
+const ACCOUNT: &str = "123456789012";
+const REGION: &str = "us-east-1";
+/// The `SenderId` of every record: an IAM user id shaped like AWS's.
+const SENDER_ID: &str = "AIDAIENQZJOLO23YVJ4VO";
+
+#[derive(Debug, Args)]
+pub(super) struct EventArgs {
+    /// A JSON file holding a list of message bodies (`-` for standard input). A JSON string in
+    /// the list is the body text itself; any other value becomes its JSON text.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// A FIFO queue's event: records get MessageGroupId (the body's customerId),
+    /// MessageDeduplicationId (its eventId) and SequenceNumber.
+    #[arg(long)]
+    fifo: bool,
+    /// The queue the event comes from [default: arn:aws:sqs:us-east-1:123456789012:orders-queue,
+    /// or orders-queue.fifo with --fifo]. An ARN ending in .fifo makes a FIFO event.
+    #[arg(long, value_name = "ARN")]
+    queue_arn: Option<String>,
+}
+
+pub(super) async fn run(args: EventArgs) -> anyhow::Result<ExitCode> {
+    let bodies = aws::load_bodies(&args.file)?;
+    if bodies.is_empty() {
+        return Err(BadInput(format!("{} holds no bodies: an SQS event has at least one record", origin(&args.file))).into());
+    }
+    let (arn, fifo) = match args.queue_arn {
+        Some(arn) => {
+            if aws::parse_arn(&arn).is_none() {
+                return Err(BadInput(format!("--queue-arn {arn} is not an ARN (arn:aws:sqs:REGION:ACCOUNT:QUEUE)")).into());
+            }
+            if args.fifo && !aws::is_fifo(&arn) {
+                return Err(BadInput(format!("--fifo needs a FIFO queue, but --queue-arn {arn} does not end in .fifo")).into());
+            }
+            let fifo = aws::is_fifo(&arn);
+            (arn, fifo)
+        }
+        None => {
+            let queue = if args.fifo { "orders-queue.fifo" } else { "orders-queue" };
+            (format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}"), args.fifo)
+        }
+    };
+    let region = aws::parse_arn(&arn).map(|parts| parts.region.to_owned()).filter(|r| !r.is_empty()).unwrap_or_else(|| REGION.to_owned());
+    let texts: Vec<String> = bodies.iter().map(aws::body_text).collect();
+    for (index, text) in texts.iter().enumerate() {
+        aws::check_body(index, text)?;
+    }
+    let sent = now_ms();
+    let records: Vec<Value> =
+        texts.iter().enumerate().map(|(index, text)| record(index, text, &arn, &region, fifo, sent)).collect();
+    println!("{}", serde_json::to_string_pretty(&json!({ "Records": records }))?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn origin(file: &std::path::Path) -> String {
+    if file == std::path::Path::new("-") {
+        "standard input".to_owned()
+    } else {
+        file.display().to_string()
+    }
+}
+
+/// One record as Lambda delivers it; the message id is derived from the index and the body, so
+/// the same input gives the same ids.
+fn record(index: usize, text: &str, arn: &str, region: &str, fifo: bool, sent: i64) -> Value {
+    let message_id = uuid_from(format!("{index}\n{text}").as_bytes());
+    let mut attributes = Map::new();
+    attributes.insert("ApproximateReceiveCount".into(), "1".into());
+    attributes.insert("SentTimestamp".into(), sent.to_string().into());
+    attributes.insert("SenderId".into(), SENDER_ID.into());
+    attributes.insert("ApproximateFirstReceiveTimestamp".into(), (sent + 10).to_string().into());
+    if fifo {
+        attributes.insert("MessageGroupId".into(), aws::group_id(text).into());
+        attributes.insert("MessageDeduplicationId".into(), aws::deduplication_id(text).into());
+        // 20 digits, increasing with the index, like SQS's.
+        attributes.insert("SequenceNumber".into(), format!("{sent}{index:07}").into());
+    }
+    json!({
+        "messageId": message_id,
+        "receiptHandle": format!("AQEB{}", &sha256_hex(message_id.as_bytes())[..48]),
+        "body": text,
+        "attributes": attributes,
+        "messageAttributes": {},
+        "md5OfBody": hex(&Md5::digest(text.as_bytes())),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": arn,
+        "awsRegion": region,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fifo_record_carries_the_group_and_deduplication_ids() {
+        let body = r#"{"eventId":"e-1","customerId":"CUST-42"}"#;
+        let record = record(3, body, "arn:aws:sqs:ap-northeast-2:1:q.fifo", "ap-northeast-2", true, 1_764_061_200_000);
+        assert_eq!(record["attributes"]["MessageGroupId"], "CUST-42");
+        assert_eq!(record["attributes"]["MessageDeduplicationId"], "e-1");
+        assert_eq!(record["attributes"]["SequenceNumber"], "17640612000000000003");
+        assert_eq!(record["md5OfBody"], hex(&Md5::digest(body.as_bytes())));
+        assert_eq!(record["awsRegion"], "ap-northeast-2");
+        let again = super::record(3, body, "arn:aws:sqs:ap-northeast-2:1:q.fifo", "ap-northeast-2", true, 0);
+        assert_eq!(record["messageId"], again["messageId"]);
+    }
+
+    #[test]
+    fn md5_matches_a_known_digest() {
+        assert_eq!(hex(&Md5::digest(b"hello")), "5d41402abc4b2a76b9719d911017c592");
+    }
+}
