@@ -18,12 +18,13 @@ use crate::record::InvocationContext;
 /// Why an event document could not be replayed. Each message names the input and what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
-    #[error("cannot read {origin}: {source}")]
-    Read { origin: String, source: std::io::Error },
+    // The causes are part of the message, not error sources: a one-line report would repeat them.
+    #[error("cannot read {origin}: {cause}")]
+    Read { origin: String, cause: std::io::Error },
     #[error("{origin} is empty; expected a Lambda SQS event ({{\"Records\": [...]}})")]
     Empty { origin: String },
-    #[error("{origin} is not valid JSON: {source}")]
-    InvalidJson { origin: String, source: serde_json::Error },
+    #[error("{origin} is not valid JSON: {cause}")]
+    InvalidJson { origin: String, cause: serde_json::Error },
     #[error("{origin} is not a Lambda SQS event ({{\"Records\": [...]}}): {detail}")]
     NotAnSqsEvent { origin: String, detail: String },
     #[error("{origin} is empty; expected {shape}")]
@@ -46,7 +47,7 @@ pub fn load_json<T: serde::de::DeserializeOwned>(path: &Path, shape: &str) -> Re
         return Err(InputError::EmptyDocument { origin, shape: shape.to_owned() });
     }
     let document: Value =
-        serde_json::from_str(&text).map_err(|source| InputError::InvalidJson { origin: origin.clone(), source })?;
+        serde_json::from_str(&text).map_err(|cause| InputError::InvalidJson { origin: origin.clone(), cause })?;
     T::deserialize(&document).map_err(|e| InputError::WrongShape { origin, shape: shape.to_owned(), detail: e.to_string() })
 }
 
@@ -55,11 +56,11 @@ fn read_input(path: &Path) -> Result<(String, String), InputError> {
     let origin = if path == Path::new("-") {
         std::io::stdin()
             .read_to_string(&mut text)
-            .map_err(|source| InputError::Read { origin: "standard input".into(), source })?;
+            .map_err(|cause| InputError::Read { origin: "standard input".into(), cause })?;
         "standard input".to_owned()
     } else {
         let origin = path.display().to_string();
-        text = std::fs::read_to_string(path).map_err(|source| InputError::Read { origin: origin.clone(), source })?;
+        text = std::fs::read_to_string(path).map_err(|cause| InputError::Read { origin: origin.clone(), cause })?;
         origin
     };
     Ok((origin, text))
@@ -71,7 +72,7 @@ pub fn parse_event(origin: &str, text: &str) -> Result<SqsEvent, InputError> {
         return Err(InputError::Empty { origin: origin.to_owned() });
     }
     let document: Value = serde_json::from_str(text)
-        .map_err(|source| InputError::InvalidJson { origin: origin.to_owned(), source })?;
+        .map_err(|cause| InputError::InvalidJson { origin: origin.to_owned(), cause })?;
     let not_sqs = |detail: String| InputError::NotAnSqsEvent { origin: origin.to_owned(), detail };
     let records = document
         .get("Records")

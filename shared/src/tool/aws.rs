@@ -68,7 +68,8 @@ pub(super) fn check_body(index: usize, text: &str) -> Result<(), BadInput> {
             text.len()
         )));
     }
-    let allowed = |c: char| matches!(c, '\u{9}' | '\u{A}' | '\u{D}' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..);
+    let allowed =
+        |c: char| matches!(c, '\u{9}' | '\u{A}' | '\u{D}' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..);
     if let Some(bad) = text.chars().find(|c| !allowed(*c)) {
         return Err(BadInput(format!("body {index} holds the character U+{:04X}, which SQS does not accept", bad as u32)));
     }

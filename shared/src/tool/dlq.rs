@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use aws_sdk_sqs::config::retry::RetryConfig;
 use aws_sdk_sqs::error::ProvideErrorMetadata;
 use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName};
 use aws_sdk_sqs::Client;
@@ -164,7 +165,11 @@ async fn restore(client: &Client, url: &str, held: &BTreeMap<String, String>) ->
             .iter()
             .enumerate()
             .map(|(i, handle)| {
-                ChangeMessageVisibilityBatchRequestEntry::builder().id(i.to_string()).receipt_handle(*handle).visibility_timeout(0).build()
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(*handle)
+                    .visibility_timeout(0)
+                    .build()
             })
             .collect::<Result<Vec<_>, _>>()?;
         match client.change_message_visibility_batch().queue_url(url).set_entries(Some(entries)).send().await {
@@ -194,7 +199,8 @@ fn describe_message(message: &Message) -> Value {
     let time = |name| system_attribute(message, &name).and_then(|ms| ms.parse::<i64>().ok()).map(aws::rfc3339_ms);
     let mut shown = Map::new();
     shown.insert("messageId".into(), message.message_id().unwrap_or_default().into());
-    let count = system_attribute(message, &MessageSystemAttributeName::ApproximateReceiveCount).and_then(|c| c.parse::<u64>().ok());
+    let count =
+        system_attribute(message, &MessageSystemAttributeName::ApproximateReceiveCount).and_then(|c| c.parse::<u64>().ok());
     shown.insert("receiveCount".into(), count.into());
     shown.insert("firstReceivedAt".into(), time(MessageSystemAttributeName::ApproximateFirstReceiveTimestamp).into());
     shown.insert("sentAt".into(), time(MessageSystemAttributeName::SentTimestamp).into());
@@ -248,7 +254,8 @@ async fn redrive(client: &Client, args: RedriveArgs) -> anyhow::Result<ExitCode>
     if args.max.is_none() && !args.manual {
         match move_task(client, &dlq_arn, &to_arn).await? {
             MoveTask::Done { moved, handle } => {
-                let report = json!({"moved": moved, "from": from, "to": to, "method": "StartMessageMoveTask", "taskHandle": handle});
+                let report =
+                    json!({"moved": moved, "from": from, "to": to, "method": "StartMessageMoveTask", "taskHandle": handle});
                 println!("{report}");
                 return Ok(ExitCode::SUCCESS);
             }
@@ -342,7 +349,9 @@ async fn source_queue(client: &Client, dlq: &str, attributes: &HashMap<String, S
         .filter_map(|arn| arn.as_str().map(str::to_owned))
         .collect();
     if let [arn] = allowed.as_slice() {
-        return aws::queue_url_of(client, arn).await.map_err(|e| e.context(format!("the RedriveAllowPolicy of {dlq} names {arn}")));
+        return aws::queue_url_of(client, arn)
+            .await
+            .map_err(|e| e.context(format!("the RedriveAllowPolicy of {dlq} names {arn}")));
     }
     let sources = match client.list_dead_letter_source_queues().queue_url(dlq).send().await {
         Ok(output) => output.queue_urls,
@@ -369,7 +378,11 @@ enum MoveTask {
 
 /// Runs a message move task to its end, or tells that the API has none.
 async fn move_task(client: &Client, dlq_arn: &str, to_arn: &str) -> anyhow::Result<MoveTask> {
-    let started = match client.start_message_move_task().source_arn(dlq_arn).destination_arn(to_arn).send().await {
+    // One attempt: an API without the operation (moto) answers 500, which the SDK would retry
+    // with backoff before the fallback below; falling back is safe whatever the cause.
+    let one_attempt = aws_sdk_sqs::config::Builder::default().retry_config(RetryConfig::standard().with_max_attempts(1));
+    let request = client.start_message_move_task().source_arn(dlq_arn).destination_arn(to_arn);
+    let started = match request.customize().config_override(one_attempt).send().await {
         Ok(output) => output,
         Err(error) => {
             // An API without the operation answers with an error no SQS model knows (moto: a

@@ -34,10 +34,6 @@ pub(super) struct EventArgs {
 }
 
 pub(super) async fn run(args: EventArgs) -> anyhow::Result<ExitCode> {
-    let bodies = aws::load_bodies(&args.file)?;
-    if bodies.is_empty() {
-        return Err(BadInput(format!("{} holds no bodies: an SQS event has at least one record", origin(&args.file))).into());
-    }
     let (arn, fifo) = match args.queue_arn {
         Some(arn) => {
             if aws::parse_arn(&arn).is_none() {
@@ -54,7 +50,12 @@ pub(super) async fn run(args: EventArgs) -> anyhow::Result<ExitCode> {
             (format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}"), args.fifo)
         }
     };
-    let region = aws::parse_arn(&arn).map(|parts| parts.region.to_owned()).filter(|r| !r.is_empty()).unwrap_or_else(|| REGION.to_owned());
+    let region =
+        aws::parse_arn(&arn).map(|parts| parts.region.to_owned()).filter(|r| !r.is_empty()).unwrap_or_else(|| REGION.to_owned());
+    let bodies = aws::load_bodies(&args.file)?;
+    if bodies.is_empty() {
+        return Err(BadInput(format!("{} holds no bodies: an SQS event has at least one record", origin(&args.file))).into());
+    }
     let texts: Vec<String> = bodies.iter().map(aws::body_text).collect();
     for (index, text) in texts.iter().enumerate() {
         aws::check_body(index, text)?;

@@ -63,7 +63,8 @@ fn parameter(text: &str) -> Result<(String, String), String> {
 }
 
 /// Variables that point the SDK at a local API.
-const ENDPOINT_VARIABLES: [&str; 4] = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_SNS", "AWS_ENDPOINT_URL_DYNAMODB"];
+const ENDPOINT_VARIABLES: [&str; 4] =
+    ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_SNS", "AWS_ENDPOINT_URL_DYNAMODB"];
 
 /// Queue properties that are queue attributes of the same name.
 const QUEUE_ATTRIBUTES: [&str; 10] = [
@@ -84,7 +85,8 @@ const TOPIC_ATTRIBUTES: [&str; 6] =
     ["ContentBasedDeduplication", "DisplayName", "FifoThroughputScope", "KmsMasterKeyId", "SignatureVersion", "TracingConfig"];
 
 /// Subscription properties that are subscription attributes; the policies are JSON documents.
-const SUBSCRIPTION_ATTRIBUTES: [&str; 5] = ["RawMessageDelivery", "FilterPolicyScope", "RedrivePolicy", "FilterPolicy", "DeliveryPolicy"];
+const SUBSCRIPTION_ATTRIBUTES: [&str; 5] =
+    ["RawMessageDelivery", "FilterPolicyScope", "RedrivePolicy", "FilterPolicy", "DeliveryPolicy"];
 
 /// What the run did, printed on stdout.
 #[derive(Default)]
@@ -124,7 +126,11 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         && args.stack.starts_with(|c: char| c.is_ascii_alphabetic())
         && args.stack.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
     if !valid_stack {
-        return Err(BadInput(format!("--stack {}: a stack name is a letter, then letters, digits and hyphens (128 at most)", args.stack)).into());
+        return Err(BadInput(format!(
+            "--stack {}: a stack name is a letter, then letters, digits and hyphens (128 at most)",
+            args.stack
+        ))
+        .into());
     }
     let template = template::load(&args.template)?;
     let config = aws::config().await;
@@ -148,7 +154,11 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             continue;
         }
         match kind {
-            "AWS::SNS::Topic" | "AWS::SQS::Queue" | "AWS::SQS::QueuePolicy" | "AWS::SNS::Subscription" | "AWS::DynamoDB::Table" => {
+            "AWS::SNS::Topic"
+            | "AWS::SQS::Queue"
+            | "AWS::SQS::QueuePolicy"
+            | "AWS::SNS::Subscription"
+            | "AWS::DynamoDB::Table" => {
                 by_type.entry(kind).or_default().push((id, resource));
             }
             _ => {
@@ -166,21 +176,30 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         create_queue(&clients, &mut resolver, &mut report, id, resource).await.map_err(|e| e.context(format!("queue {id}")))?;
     }
     for (id, resource) in of("AWS::SQS::Queue") {
-        configure_queue(&clients, &resolver, &mut report, &args, id, resource).await.map_err(|e| e.context(format!("queue {id}")))?;
+        configure_queue(&clients, &resolver, &mut report, &args, id, resource)
+            .await
+            .map_err(|e| e.context(format!("queue {id}")))?;
     }
     for (id, resource) in of("AWS::SQS::QueuePolicy") {
-        queue_policy(&clients, &mut resolver, &mut report, id, resource).await.map_err(|e| e.context(format!("queue policy {id}")))?;
+        queue_policy(&clients, &mut resolver, &mut report, id, resource)
+            .await
+            .map_err(|e| e.context(format!("queue policy {id}")))?;
     }
     for (id, resource) in of("AWS::SNS::Topic") {
         let inline = resource["Properties"]["Subscription"].as_array().cloned().unwrap_or_default();
         for (n, subscription) in inline.iter().enumerate() {
             let name = format!("{id}.Subscription[{n}]");
-            let properties = json!({"TopicArn": {"Ref": id}, "Protocol": subscription["Protocol"], "Endpoint": subscription["Endpoint"]});
-            subscribe(&clients, &mut resolver, &mut report, &name, &properties).await.map_err(|e| e.context(format!("subscription {name}")))?;
+            let properties =
+                json!({"TopicArn": {"Ref": id}, "Protocol": subscription["Protocol"], "Endpoint": subscription["Endpoint"]});
+            subscribe(&clients, &mut resolver, &mut report, &name, &properties)
+                .await
+                .map_err(|e| e.context(format!("subscription {name}")))?;
         }
     }
     for (id, resource) in of("AWS::SNS::Subscription") {
-        subscribe(&clients, &mut resolver, &mut report, id, &resource["Properties"]).await.map_err(|e| e.context(format!("subscription {id}")))?;
+        subscribe(&clients, &mut resolver, &mut report, id, &resource["Properties"])
+            .await
+            .map_err(|e| e.context(format!("subscription {id}")))?;
     }
     for (id, resource) in of("AWS::DynamoDB::Table") {
         create_table(&clients, &mut resolver, &mut report, id, resource).await.map_err(|e| e.context(format!("table {id}")))?;
@@ -228,12 +247,20 @@ fn required(resolver: &Resolver, id: &str, property: &str, value: &Value) -> any
 /// The resource's name: its name property, or `<stack>-<LogicalId>` (with `.fifo` for FIFO).
 fn resource_name(resolver: &Resolver, id: &str, resource: &Value, property: &str, fifo: bool) -> anyhow::Result<String> {
     match resource["Properties"].get(property) {
-        Some(value) => Ok(scalar_text(&required(resolver, id, property, value)?).map_err(|e| BadInput(format!("{id}.{property}: {e}")))?),
+        Some(value) => {
+            Ok(scalar_text(&required(resolver, id, property, value)?).map_err(|e| BadInput(format!("{id}.{property}: {e}")))?)
+        }
         None => Ok(format!("{}-{id}{}", resolver.stack, if fifo { ".fifo" } else { "" })),
     }
 }
 
-async fn create_topic(clients: &Clients, resolver: &mut Resolver<'_>, report: &mut Report, id: &str, resource: &Value) -> anyhow::Result<()> {
+async fn create_topic(
+    clients: &Clients,
+    resolver: &mut Resolver<'_>,
+    report: &mut Report,
+    id: &str,
+    resource: &Value,
+) -> anyhow::Result<()> {
     let properties = &resource["Properties"];
     let fifo = truthy(resolver.resolve(&properties["FifoTopic"]).ok().flatten().as_ref());
     let name = resource_name(resolver, id, resource, "TopicName", fifo)?;
@@ -285,7 +312,8 @@ async fn create_topic(clients: &Clients, resolver: &mut Resolver<'_>, report: &m
         }
     }
     report.topics.insert(id.to_owned(), arn.clone());
-    let attributes = HashMap::from([("TopicArn".to_owned(), Value::from(arn.as_str())), ("TopicName".to_owned(), Value::from(name))]);
+    let attributes =
+        HashMap::from([("TopicArn".to_owned(), Value::from(arn.as_str())), ("TopicName".to_owned(), Value::from(name))]);
     resolver.created(id, Value::from(arn), attributes);
     Ok(())
 }
@@ -308,7 +336,13 @@ async fn list_topics(sns: &aws_sdk_sns::Client) -> anyhow::Result<Vec<String>> {
     }
 }
 
-async fn create_queue(clients: &Clients, resolver: &mut Resolver<'_>, report: &mut Report, id: &str, resource: &Value) -> anyhow::Result<()> {
+async fn create_queue(
+    clients: &Clients,
+    resolver: &mut Resolver<'_>,
+    report: &mut Report,
+    id: &str,
+    resource: &Value,
+) -> anyhow::Result<()> {
     let fifo = truthy(resolver.resolve(&resource["Properties"]["FifoQueue"]).ok().flatten().as_ref());
     let name = resource_name(resolver, id, resource, "QueueName", fifo)?;
     let url = match clients.sqs.get_queue_url().queue_name(&name).send().await {
@@ -338,7 +372,14 @@ async fn create_queue(clients: &Clients, resolver: &mut Resolver<'_>, report: &m
 
 /// Sets the queue's attributes from the template (the second pass: a redrive policy needs its
 /// DLQ to exist, a redrive allow policy the account id).
-async fn configure_queue(clients: &Clients, resolver: &Resolver<'_>, report: &mut Report, args: &UpArgs, id: &str, resource: &Value) -> anyhow::Result<()> {
+async fn configure_queue(
+    clients: &Clients,
+    resolver: &Resolver<'_>,
+    report: &mut Report,
+    args: &UpArgs,
+    id: &str,
+    resource: &Value,
+) -> anyhow::Result<()> {
     let url = resolver.resolve_text(&json!({"Ref": id})).map_err(|e| anyhow::anyhow!(e))?;
     let mut attributes: BTreeMap<String, String> = BTreeMap::new();
     for (property, value) in resource["Properties"].as_object().into_iter().flatten() {
@@ -356,7 +397,9 @@ async fn configure_queue(clients: &Clients, resolver: &Resolver<'_>, report: &mu
                 let mut policy = resolved;
                 if let Some(count) = args.max_receive_count {
                     policy["maxReceiveCount"] = count.into();
-                } else if let Some(count) = policy.get("maxReceiveCount").and_then(|c| scalar_text(c).ok()).and_then(|c| c.parse::<u64>().ok()) {
+                } else if let Some(count) =
+                    policy.get("maxReceiveCount").and_then(|c| scalar_text(c).ok()).and_then(|c| c.parse::<u64>().ok())
+                {
                     policy["maxReceiveCount"] = count.into();
                 }
                 attributes.insert(property.clone(), policy.to_string());
@@ -365,10 +408,12 @@ async fn configure_queue(clients: &Clients, resolver: &Resolver<'_>, report: &mu
                 attributes.insert(property.clone(), resolved.to_string());
             }
             "VisibilityTimeout" => {
-                attributes.insert(property.clone(), scalar_text(&resolved).map_err(|e| BadInput(format!("{id}.{property}: {e}")))?);
+                attributes
+                    .insert(property.clone(), scalar_text(&resolved).map_err(|e| BadInput(format!("{id}.{property}: {e}")))?);
             }
             name if QUEUE_ATTRIBUTES.contains(&name) => {
-                attributes.insert(property.clone(), scalar_text(&resolved).map_err(|e| BadInput(format!("{id}.{property}: {e}")))?);
+                attributes
+                    .insert(property.clone(), scalar_text(&resolved).map_err(|e| BadInput(format!("{id}.{property}: {e}")))?);
             }
             other => report.ignore(id, format!("{other}: not applied locally")),
         }
@@ -387,7 +432,13 @@ async fn configure_queue(clients: &Clients, resolver: &Resolver<'_>, report: &mu
     Ok(())
 }
 
-async fn queue_policy(clients: &Clients, resolver: &mut Resolver<'_>, report: &mut Report, id: &str, resource: &Value) -> anyhow::Result<()> {
+async fn queue_policy(
+    clients: &Clients,
+    resolver: &mut Resolver<'_>,
+    report: &mut Report,
+    id: &str,
+    resource: &Value,
+) -> anyhow::Result<()> {
     let properties = &resource["Properties"];
     let queues = match resolver.resolve(&properties["Queues"]) {
         Ok(Some(Value::Array(queues))) => queues,
@@ -420,7 +471,13 @@ async fn queue_policy(clients: &Clients, resolver: &mut Resolver<'_>, report: &m
     Ok(())
 }
 
-async fn subscribe(clients: &Clients, resolver: &mut Resolver<'_>, report: &mut Report, id: &str, properties: &Value) -> anyhow::Result<()> {
+async fn subscribe(
+    clients: &Clients,
+    resolver: &mut Resolver<'_>,
+    report: &mut Report,
+    id: &str,
+    properties: &Value,
+) -> anyhow::Result<()> {
     let resolved = |name: &str| resolver.resolve_text(&properties[name]);
     let (topic, protocol, endpoint) = match (resolved("TopicArn"), resolved("Protocol"), resolved("Endpoint")) {
         (Ok(topic), Ok(protocol), Ok(endpoint)) => (topic, protocol, endpoint),
@@ -431,7 +488,13 @@ async fn subscribe(clients: &Clients, resolver: &mut Resolver<'_>, report: &mut 
         }
     };
     if protocol != "sqs" {
-        skip(resolver, report, id, "AWS::SNS::Subscription", format!("protocol {protocol}: only sqs subscriptions are created locally"));
+        skip(
+            resolver,
+            report,
+            id,
+            "AWS::SNS::Subscription",
+            format!("protocol {protocol}: only sqs subscriptions are created locally"),
+        );
         return Ok(());
     }
     let mut existing = None;
@@ -508,7 +571,10 @@ async fn subscribe(clients: &Clients, resolver: &mut Resolver<'_>, report: &mut 
         };
         let unchanged = current.get(property.as_str()).is_some_and(|now| {
             now.eq_ignore_ascii_case(&wanted)
-                || serde_json::from_str::<Value>(now).ok().zip(serde_json::from_str::<Value>(&wanted).ok()).is_some_and(|(a, b)| a == b)
+                || serde_json::from_str::<Value>(now)
+                    .ok()
+                    .zip(serde_json::from_str::<Value>(&wanted).ok())
+                    .is_some_and(|(a, b)| a == b)
         }) || (wanted == "false" && !current.contains_key(property.as_str()));
         if !unchanged {
             clients
@@ -527,7 +593,13 @@ async fn subscribe(clients: &Clients, resolver: &mut Resolver<'_>, report: &mut 
     Ok(())
 }
 
-async fn create_table(clients: &Clients, resolver: &mut Resolver<'_>, report: &mut Report, id: &str, resource: &Value) -> anyhow::Result<()> {
+async fn create_table(
+    clients: &Clients,
+    resolver: &mut Resolver<'_>,
+    report: &mut Report,
+    id: &str,
+    resource: &Value,
+) -> anyhow::Result<()> {
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ProvisionedThroughput, ScalarAttributeType, TableStatus,
         TimeToLiveSpecification, TimeToLiveStatus,
@@ -541,7 +613,9 @@ async fn create_table(clients: &Clients, resolver: &mut Resolver<'_>, report: &m
             let definitions = required(resolver, id, "AttributeDefinitions", &properties["AttributeDefinitions"])?;
             let keys = required(resolver, id, "KeySchema", &properties["KeySchema"])?;
             let field = |item: &Value, name: &str| -> anyhow::Result<String> {
-                item.get(name).and_then(|v| scalar_text(v).ok()).ok_or_else(|| BadInput(format!("{id}: an entry without {name}: {item}")).into())
+                item.get(name)
+                    .and_then(|v| scalar_text(v).ok())
+                    .ok_or_else(|| BadInput(format!("{id}: an entry without {name}: {item}")).into())
             };
             let mut request = dynamodb.create_table().table_name(&name);
             for definition in definitions.as_array().into_iter().flatten() {
@@ -565,7 +639,8 @@ async fn create_table(clients: &Clients, resolver: &mut Resolver<'_>, report: &m
                 request = request.billing_mode(BillingMode::PayPerRequest);
             } else {
                 let throughput = resolver.resolve(&properties["ProvisionedThroughput"]).ok().flatten().unwrap_or(Value::Null);
-                let units = |name: &str| throughput.get(name).and_then(|v| scalar_text(v).ok()).and_then(|v| v.parse().ok()).unwrap_or(5);
+                let units =
+                    |name: &str| throughput.get(name).and_then(|v| scalar_text(v).ok()).and_then(|v| v.parse().ok()).unwrap_or(5);
                 request = request.billing_mode(BillingMode::Provisioned).provisioned_throughput(
                     ProvisionedThroughput::builder()
                         .read_capacity_units(units("ReadCapacityUnits"))
@@ -586,7 +661,13 @@ async fn create_table(clients: &Clients, resolver: &mut Resolver<'_>, report: &m
             break;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let table = dynamodb.describe_table().table_name(&name).send().await.map_err(|e| anyhow::anyhow!("cannot describe {name}: {}", describe(e)))?.table;
+        let table = dynamodb
+            .describe_table()
+            .table_name(&name)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot describe {name}: {}", describe(e)))?
+            .table;
         status = table.as_ref().and_then(|t| t.table_status().cloned());
         arn = table.as_ref().and_then(|t| t.table_arn().map(str::to_owned)).or(arn);
     }
@@ -594,7 +675,10 @@ async fn create_table(clients: &Clients, resolver: &mut Resolver<'_>, report: &m
     if let Some(ttl) = properties.get("TimeToLiveSpecification") {
         match resolver.resolve(ttl) {
             Ok(Some(ttl)) if truthy(ttl.get("Enabled")) => {
-                let attribute = ttl.get("AttributeName").and_then(|a| scalar_text(a).ok()).ok_or_else(|| BadInput(format!("{id}.TimeToLiveSpecification has no AttributeName")))?;
+                let attribute = ttl
+                    .get("AttributeName")
+                    .and_then(|a| scalar_text(a).ok())
+                    .ok_or_else(|| BadInput(format!("{id}.TimeToLiveSpecification has no AttributeName")))?;
                 let current = dynamodb
                     .describe_time_to_live()
                     .table_name(&name)
@@ -610,7 +694,9 @@ async fn create_table(clients: &Clients, resolver: &mut Resolver<'_>, report: &m
                     dynamodb
                         .update_time_to_live()
                         .table_name(&name)
-                        .time_to_live_specification(TimeToLiveSpecification::builder().attribute_name(&attribute).enabled(true).build()?)
+                        .time_to_live_specification(
+                            TimeToLiveSpecification::builder().attribute_name(&attribute).enabled(true).build()?,
+                        )
                         .send()
                         .await
                         .map_err(|e| anyhow::anyhow!("cannot enable TTL on {name}: {}", describe(e)))?;
@@ -621,7 +707,15 @@ async fn create_table(clients: &Clients, resolver: &mut Resolver<'_>, report: &m
         }
     }
     for property in properties.as_object().into_iter().flatten().map(|(p, _)| p) {
-        let handled = ["TableName", "AttributeDefinitions", "KeySchema", "BillingMode", "ProvisionedThroughput", "TimeToLiveSpecification", "Tags"];
+        let handled = [
+            "TableName",
+            "AttributeDefinitions",
+            "KeySchema",
+            "BillingMode",
+            "ProvisionedThroughput",
+            "TimeToLiveSpecification",
+            "Tags",
+        ];
         if !handled.contains(&property.as_str()) {
             report.ignore(id, format!("{property}: not applied locally"));
         }
@@ -733,7 +827,11 @@ fn print_report(resolver: &Resolver, report: &Report, endpoint: &str) {
     println!("{}", serde_json::to_string_pretty(&stdout).expect("JSON values serialize"));
 
     let mut lines = vec![
-        format!("# stack {} on {endpoint}: {} resource(s) created, the rest already existed", resolver.stack, report.created.len()),
+        format!(
+            "# stack {} on {endpoint}: {} resource(s) created, the rest already existed",
+            resolver.stack,
+            report.created.len()
+        ),
         format!("export AWS_ENDPOINT_URL={endpoint}"),
         format!("export AWS_REGION={}", resolver.region),
     ];
@@ -745,7 +843,14 @@ fn print_report(resolver: &Resolver, report: &Report, endpoint: &str) {
     for function in report.functions.values() {
         for (name, value) in function["environment"].as_object().into_iter().flatten() {
             let value = value.as_str().map(str::to_owned);
-            environment.entry(name.clone()).and_modify(|seen| if *seen != value { *seen = None }).or_insert(value);
+            environment
+                .entry(name.clone())
+                .and_modify(|seen| {
+                    if *seen != value {
+                        *seen = None
+                    }
+                })
+                .or_insert(value);
         }
     }
     for (name, value) in environment {

@@ -42,8 +42,10 @@ enum Command {
     /// Look into a dead-letter queue, or move its messages back to their source queue.
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
-    /// Wrap message bodies into a Lambda SQS event ({"Records": [...]}) on stdout, for
-    /// `<function> replay` and `cargo lambda invoke --data-file`.
+    /// Wrap message bodies into a Lambda SQS event, for `replay` and `cargo lambda invoke`.
+    ///
+    /// stdout: the event ({"Records": [...]}) as Lambda builds it, standard or FIFO, for
+    /// `<function> replay FILE` and `cargo lambda invoke --data-file FILE`.
     Event(event::EventArgs),
     /// Run the template's topology on a local AWS API.
     #[command(subcommand)]

@@ -97,7 +97,8 @@ impl Target {
                     }
                     request = request.publish_batch_request_entries(built.build()?);
                 }
-                let output = request.send().await.map_err(|e| anyhow::anyhow!("PublishBatch to {arn} failed: {}", describe(e)))?;
+                let output =
+                    request.send().await.map_err(|e| anyhow::anyhow!("PublishBatch to {arn} failed: {}", describe(e)))?;
                 let mut outcome = BatchOutcome::default();
                 for ok in output.successful() {
                     if let (Some(id), Some(message_id)) = (ok.id(), ok.message_id()) {
@@ -124,7 +125,8 @@ impl Target {
                     }
                     request = request.entries(built.build()?);
                 }
-                let output = request.send().await.map_err(|e| anyhow::anyhow!("SendMessageBatch to {url} failed: {}", describe(e)))?;
+                let output =
+                    request.send().await.map_err(|e| anyhow::anyhow!("SendMessageBatch to {url} failed: {}", describe(e)))?;
                 let mut outcome = BatchOutcome::default();
                 for ok in output.successful() {
                     outcome.sent.push((parse_id(ok.id())?, ok.message_id().to_owned()));
@@ -192,6 +194,9 @@ pub(super) async fn run(args: PublishArgs) -> anyhow::Result<ExitCode> {
             Err(error) => {
                 if !sent.is_empty() {
                     println!("{}", report(&target, &sent, &failed));
+                }
+                if sent.is_empty() {
+                    return Err(error);
                 }
                 return Err(error.context(format!("sent {} of {} messages to {}", sent.len(), entries.len(), target.name())));
             }

@@ -1,0 +1,220 @@
+//! `sqs-kit dlq peek|redrive` against the local AWS API (moto), on a topology from `local up`.
+//! Skipped without AWS_ENDPOINT_URL (see `e2e::local_aws`).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
+use e2e::Run;
+use serde_json::{json, Value};
+
+fn sqs_kit(args: &[&str]) -> Run {
+    e2e::run(Path::new(env!("CARGO_BIN_EXE_sqs-kit")), args, &[])
+}
+
+/// `local up` on a fresh stack: its JSON report.
+fn stack(prefix: &str, extra: &[&str]) -> Value {
+    let stack = e2e::unique_name(prefix);
+    let run = sqs_kit(&[&["local", "up", "--stack", &stack], extra].concat());
+    assert_eq!(run.code, Some(0), "{run:?}");
+    run.json()
+}
+
+async fn counts(sqs: &aws_sdk_sqs::Client, url: &str) -> (u64, u64) {
+    let output = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap();
+    let attributes = output.attributes.unwrap();
+    let count = |name| attributes[&name].parse().unwrap();
+    (count(QueueAttributeName::ApproximateNumberOfMessages), count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
+}
+
+/// A received message: body, group id, message attributes (name → string value).
+type Received = (String, Option<String>, HashMap<String, String>);
+
+/// Every message in the queue, deleted as it is read.
+async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<Received> {
+    let mut messages = Vec::new();
+    loop {
+        let output = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .visibility_timeout(30)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .unwrap();
+        let received = output.messages.unwrap_or_default();
+        if received.is_empty() {
+            return messages;
+        }
+        for message in received {
+            let group = message.attributes().and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId)).cloned();
+            let attributes = message
+                .message_attributes()
+                .into_iter()
+                .flatten()
+                .map(|(name, value)| (name.clone(), value.string_value().unwrap_or_default().to_owned()))
+                .collect();
+            messages.push((message.body().unwrap().to_owned(), group, attributes));
+            sqs.delete_message().queue_url(url).receipt_handle(message.receipt_handle().unwrap()).send().await.unwrap();
+        }
+    }
+}
+
+fn orders(count: usize) -> Vec<Value> {
+    let run = sqs_kit(&["publish", "--count", &count.to_string(), "--dry-run"]);
+    run.json().as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn peek_shows_a_standard_dlq_and_leaves_it_and_redrive_moves_it_back() {
+    let Some(config) = e2e::local_aws().await else { return };
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let topology = stack("dlq", &[]);
+    let source = topology["queues"]["EmailQueue"].as_str().unwrap().to_owned();
+    let dlq = topology["dlqs"]["EmailDLQ"].as_str().unwrap().to_owned();
+
+    // 22 failed orders and a poison body in the DLQ, one with a message attribute.
+    let mut bodies: Vec<String> = orders(22).iter().map(Value::to_string).collect();
+    bodies.push("not json {".to_owned());
+    for (i, body) in bodies.iter().enumerate() {
+        let mut request = sqs.send_message().queue_url(&dlq).message_body(body);
+        if i == 0 {
+            let attribute = MessageAttributeValue::builder().data_type("String").string_value("first").build().unwrap();
+            request = request.message_attributes("note", attribute);
+        }
+        request.send().await.unwrap();
+    }
+
+    let peek = sqs_kit(&["dlq", "peek", "--queue-url", &dlq]);
+    assert_eq!(peek.code, Some(0), "{peek:?}");
+    let shown = peek.json();
+    let shown = shown.as_array().unwrap();
+    assert_eq!(shown.len(), 23, "every message once: {}", peek.stdout);
+    let mut ids: Vec<&str> = shown.iter().map(|m| m["messageId"].as_str().unwrap()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 23);
+    for message in shown {
+        assert_eq!(message["receiveCount"], 1, "{message}");
+        assert!(message["sentAt"].as_str().unwrap().ends_with('Z'), "{message}");
+        assert!(message["firstReceivedAt"].as_str().unwrap().contains('T'), "{message}");
+        assert!(message.get("messageGroupId").is_none());
+    }
+    assert!(shown.iter().any(|m| m["body"] == "not json {"), "a raw body is shown as a string");
+    assert!(shown.iter().filter(|m| m["body"]["eventId"].is_string()).count() == 22, "JSON bodies are shown parsed");
+    assert!(shown.iter().any(|m| m["messageAttributes"]["note"]["stringValue"] == "first"));
+    // Pretty-printed.
+    assert!(peek.stdout.lines().count() > 23 * 5);
+    // Still there, and visible at once.
+    assert_eq!(counts(&sqs, &dlq).await, (23, 0));
+
+    let again = sqs_kit(&["dlq", "peek", "--queue-url", &dlq, "--max", "5"]);
+    let again = again.json();
+    assert_eq!(again.as_array().unwrap().len(), 5);
+    assert!(again.as_array().unwrap().iter().all(|m| m["receiveCount"] == 2), "{again}");
+    assert_eq!(counts(&sqs, &dlq).await, (23, 0));
+
+    // --max bounds a redrive; without --to, the source is the queue that uses the DLQ.
+    let run = sqs_kit(&["dlq", "redrive", "--queue-url", &dlq, "--max", "4"]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.json(), json!({"moved": 4, "from": dlq, "to": source, "method": "receive-send-delete"}));
+    assert_eq!(counts(&sqs, &dlq).await, (19, 0));
+    assert_eq!(counts(&sqs, &source).await, (4, 0));
+
+    let run = sqs_kit(&["dlq", "redrive", "--queue-url", &dlq]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.json()["moved"], 19);
+    assert_eq!(counts(&sqs, &dlq).await, (0, 0));
+
+    let mut moved = drain(&sqs, &source).await;
+    assert_eq!(moved.len(), 23);
+    let mut sent = bodies.clone();
+    sent.sort();
+    let mut moved_bodies: Vec<String> = moved.iter().map(|(body, _, _)| body.clone()).collect();
+    moved_bodies.sort();
+    assert_eq!(moved_bodies, sent, "every body moved once, unchanged");
+    moved.retain(|(body, _, _)| *body == bodies[0]);
+    assert_eq!(moved[0].2.get("note").map(String::as_str), Some("first"), "message attributes are kept");
+
+    // An empty DLQ: nothing to show, nothing to move.
+    let peek = sqs_kit(&["dlq", "peek", "--queue-url", &dlq]);
+    assert_eq!(peek.json(), json!([]));
+    assert_eq!(sqs_kit(&["dlq", "redrive", "--queue-url", &dlq]).json()["moved"], 0);
+}
+
+#[tokio::test]
+async fn fifo_messages_dead_lettered_by_the_queue_go_back_to_their_groups() {
+    let Some(config) = e2e::local_aws().await else { return };
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let topology = stack("dlq-fifo", &["--visibility-timeout", "0", "--max-receive-count", "2"]);
+    let source = topology["queues"]["PointsQueue"].as_str().unwrap().to_owned();
+    let dlq = topology["dlqs"]["PointsDLQ"].as_str().unwrap().to_owned();
+
+    let run = sqs_kit(&["publish", "--count", "6", "--queue-url", &source]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    // Received and never deleted, until the queue's redrive policy moves them to the DLQ.
+    for _ in 0..10 {
+        sqs.receive_message().queue_url(&source).max_number_of_messages(10).visibility_timeout(0).wait_time_seconds(0).send().await.unwrap();
+        if counts(&sqs, &dlq).await.0 == 6 {
+            break;
+        }
+    }
+    assert_eq!(counts(&sqs, &dlq).await, (6, 0));
+    assert_eq!(counts(&sqs, &source).await.0, 0);
+
+    let peek = sqs_kit(&["dlq", "peek", "--queue-url", &dlq]);
+    assert_eq!(peek.code, Some(0), "{peek:?}");
+    let shown = peek.json();
+    assert_eq!(shown.as_array().unwrap().len(), 6, "{shown}");
+    for message in shown.as_array().unwrap() {
+        assert_eq!(message["messageGroupId"], message["body"]["customerId"], "{message}");
+        assert!(message["receiveCount"].as_u64().unwrap() >= 3, "the queue's receives and the peek's: {message}");
+    }
+    assert_eq!(counts(&sqs, &dlq).await, (6, 0));
+
+    let run = sqs_kit(&["dlq", "redrive", "--queue-url", &dlq, "--to", &source]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.json()["moved"], 6);
+    assert_eq!(counts(&sqs, &dlq).await, (0, 0));
+    let moved = drain(&sqs, &source).await;
+    assert_eq!(moved.len(), 6);
+    for (body, group, _) in &moved {
+        let order: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(group.as_deref(), order["customerId"].as_str());
+    }
+}
+
+#[tokio::test]
+async fn redrive_needs_to_know_where_to() {
+    let Some(_config) = e2e::local_aws().await else { return };
+    let topology = stack("dlq-where", &[]);
+    let email = topology["queues"]["EmailQueue"].as_str().unwrap();
+    let points_dlq = topology["dlqs"]["PointsDLQ"].as_str().unwrap();
+
+    // No queue uses the email queue as its DLQ, and it has no redrive allow policy.
+    let run = sqs_kit(&["dlq", "redrive", "--queue-url", email]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert_eq!(run.stderr.trim_end().lines().count(), 1, "{run:?}");
+    assert!(run.stderr.contains("pass --to SOURCE_URL"), "{run:?}");
+
+    let run = sqs_kit(&["dlq", "redrive", "--queue-url", points_dlq, "--to", email]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.contains("same type"), "{run:?}");
+
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
+    let missing = format!("{endpoint}/123456789012/{}", e2e::unique_name("missing"));
+    let run = sqs_kit(&["dlq", "peek", "--queue-url", &missing]);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_eq!(run.stderr.trim_end().lines().count(), 1, "{run:?}");
+    assert!(run.stdout.is_empty());
+}

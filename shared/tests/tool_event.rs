@@ -1,0 +1,210 @@
+//! `sqs-kit event`: bodies wrapped into a Lambda SQS event, replayed by a function; and the
+//! checks every command shares on its input (exit 2, one line on stderr, nothing on stdout).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use e2e::Run;
+use serde_json::{json, Value};
+
+fn sqs_kit(args: &[&str]) -> Run {
+    e2e::run(Path::new(env!("CARGO_BIN_EXE_sqs-kit")), args, &[])
+}
+
+/// `sqs-kit args...` with `input` on standard input.
+fn sqs_kit_stdin(args: &[&str], input: &str) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sqs-kit"))
+        .args(args)
+        .current_dir(e2e::workspace_root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap().into()
+}
+
+fn example_binary() -> PathBuf {
+    let status =
+        Command::new(env!("CARGO")).args(["build", "--quiet", "-p", "sqs-kit", "--example", "validate_orders"]).status().unwrap();
+    assert!(status.success());
+    std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("examples").join("validate_orders")
+}
+
+fn order(event_id: &str, customer: &str) -> Value {
+    json!({
+        "eventId": event_id, "eventType": "OrderPlaced", "occurredAt": "2026-11-24T09:00:00Z",
+        "orderId": format!("ORD-{event_id}"), "customerId": customer, "customerEmail": "minji@example.com",
+        "items": [{"sku": "SKU-KEYBOARD", "quantity": 1, "unitPrice": 89000}], "totalAmount": 89000, "currency": "KRW",
+        "shippingAddress": {"name": "Minji Kim", "line1": "12 Teheran-ro", "city": "Seoul", "postalCode": "06236", "country": "KR"}
+    })
+}
+
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+fn md5_hex(text: &str) -> String {
+    // Only to check the command's digest independently: RFC 1321 test vectors pin the crate.
+    use md5::{Digest, Md5};
+    Md5::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn a_standard_event_has_lambdas_shape_and_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let bodies = json!([order("e-1", "CUST-42"), "not json {", order("e-2", "CUST-7")]);
+    let file = write(&dir, "bodies.json", &bodies.to_string());
+    let run = sqs_kit(&["event", &file]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let event = run.json();
+    let records = event["Records"].as_array().unwrap();
+    assert_eq!(records.len(), 3);
+    for record in records {
+        assert_eq!(record["eventSource"], "aws:sqs");
+        assert_eq!(record["eventSourceARN"], "arn:aws:sqs:us-east-1:123456789012:orders-queue");
+        assert_eq!(record["awsRegion"], "us-east-1");
+        assert_eq!(record["messageAttributes"], json!({}));
+        assert_eq!(record["attributes"]["ApproximateReceiveCount"], "1");
+        for attribute in ["SentTimestamp", "SenderId", "ApproximateFirstReceiveTimestamp"] {
+            assert!(record["attributes"][attribute].is_string(), "{attribute} in {record}");
+        }
+        assert!(record["attributes"].get("MessageGroupId").is_none());
+        assert_eq!(record["messageId"].as_str().unwrap().len(), 36);
+        assert!(!record["receiptHandle"].as_str().unwrap().is_empty());
+        assert_eq!(record["md5OfBody"], md5_hex(record["body"].as_str().unwrap()));
+    }
+    assert_eq!(records[1]["body"], "not json {");
+    assert_eq!(serde_json::from_str::<Value>(records[0]["body"].as_str().unwrap()).unwrap(), bodies[0]);
+    // The same input gives the same message ids; different bodies give different ones.
+    assert_eq!(sqs_kit(&["event", &file]).json()["Records"][0]["messageId"], records[0]["messageId"]);
+    assert_ne!(records[0]["messageId"], records[2]["messageId"]);
+
+    // The event is what `replay` reads: the two orders pass, the malformed body fails.
+    let event_file = write(&dir, "event.json", &run.stdout);
+    let state = tempfile::tempdir().unwrap();
+    let replay = e2e::run(&example_binary(), ["replay", event_file.as_str(), "--state", state.path().to_str().unwrap()], &[]);
+    assert_eq!(replay.code, Some(0), "{replay:?}");
+    assert_eq!(replay.failures(), vec![records[1]["messageId"].as_str().unwrap().to_owned()]);
+}
+
+#[test]
+fn a_fifo_event_carries_groups_deduplication_ids_and_sequence_numbers() {
+    let bodies = json!([order("e-1", "CUST-42"), order("e-2", "CUST-7"), {"no": "ids"}]);
+    let run = sqs_kit_stdin(&["event", "--fifo", "-"], &bodies.to_string());
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let records = run.json()["Records"].as_array().unwrap().clone();
+    assert_eq!(records[0]["eventSourceARN"], "arn:aws:sqs:us-east-1:123456789012:orders-queue.fifo");
+    let attribute = |i: usize, name: &str| records[i]["attributes"][name].as_str().unwrap().to_owned();
+    assert_eq!(attribute(0, "MessageGroupId"), "CUST-42");
+    assert_eq!(attribute(0, "MessageDeduplicationId"), "e-1");
+    assert_eq!(attribute(1, "MessageGroupId"), "CUST-7");
+    assert_eq!(attribute(2, "MessageGroupId"), "default");
+    assert_eq!(attribute(2, "MessageDeduplicationId").len(), 64);
+    let sequence: Vec<u128> = (0..3).map(|i| attribute(i, "SequenceNumber").parse().unwrap()).collect();
+    assert!(sequence.windows(2).all(|pair| pair[0] < pair[1]), "{sequence:?}");
+
+    // A FIFO queue ARN makes a FIFO event by itself, and sets the region.
+    let arn = "arn:aws:sqs:ap-northeast-2:111122223333:orders-points.fifo";
+    let run = sqs_kit_stdin(&["event", "--queue-arn", arn, "-"], &bodies.to_string());
+    let record = &run.json()["Records"][0];
+    assert_eq!(record["eventSourceARN"], arn);
+    assert_eq!(record["awsRegion"], "ap-northeast-2");
+    assert_eq!(record["attributes"]["MessageGroupId"], "CUST-42");
+}
+
+/// Exit 2, exactly one line on stderr that contains `needle`, nothing on stdout.
+fn assert_bad_input(run: &Run, needle: &str) {
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stdout.is_empty(), "{run:?}");
+    assert_eq!(run.stderr.trim_end().lines().count(), 1, "{run:?}");
+    assert!(run.stderr.starts_with("error: ") && run.stderr.contains(needle), "expected {needle:?} in {run:?}");
+}
+
+#[test]
+fn bad_input_is_one_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.json").display().to_string();
+    assert_bad_input(&sqs_kit(&["event", &missing]), "cannot read");
+    assert_bad_input(&sqs_kit(&["publish", "--file", &missing, "--dry-run"]), "cannot read");
+
+    let invalid = write(&dir, "invalid.json", "[\n  {\"a\": 1},\n  {\"b\": \n");
+    assert_bad_input(&sqs_kit(&["event", &invalid]), "line 4 column 0");
+    assert_bad_input(&sqs_kit(&["publish", "--file", &invalid, "--queue-url", "http://127.0.0.1:9/q"]), "is not valid JSON");
+
+    let object = write(&dir, "object.json", "{\"Records\": []}");
+    assert_bad_input(&sqs_kit(&["event", &object]), "a JSON list of message bodies");
+    assert_bad_input(&sqs_kit_stdin(&["event", "-"], "[]"), "holds no bodies");
+
+    let big = write(&dir, "big.json", &json!(["small", "x".repeat(262_145)]).to_string());
+    assert_bad_input(&sqs_kit(&["publish", "--file", &big, "--queue-url", "http://127.0.0.1:9/q"]), "body 1 is 262145 bytes");
+    let empty_body = write(&dir, "empty-body.json", "[\"\"]");
+    assert_bad_input(&sqs_kit(&["event", &empty_body]), "body 0 is empty");
+
+    assert_bad_input(&sqs_kit(&["publish", "--count", "2"]), "needs a target");
+    assert_bad_input(
+        &sqs_kit(&["event", "--fifo", "--queue-arn", "arn:aws:sqs:us-east-1:1:q", &object]),
+        "does not end in .fifo",
+    );
+    assert_bad_input(&sqs_kit(&["event", "--queue-arn", "not-an-arn", &object]), "is not an ARN");
+
+    let template = write(&dir, "template.yaml", "Resources:\n  Queue: [1\n");
+    let envs = [("AWS_ENDPOINT_URL", "http://127.0.0.1:9"), ("AWS_REGION", "us-east-1")];
+    let up = e2e::run(Path::new(env!("CARGO_BIN_EXE_sqs-kit")), ["local", "up", "--template", &template], &envs);
+    assert_bad_input(&up, "line 3 column 1");
+    let up = e2e::run(Path::new(env!("CARGO_BIN_EXE_sqs-kit")), ["local", "up", "--template", &missing], &envs);
+    assert_bad_input(&up, "cannot read");
+    let up = e2e::run(Path::new(env!("CARGO_BIN_EXE_sqs-kit")), ["local", "up", "--stack", "9lives"], &envs);
+    assert_bad_input(&up, "--stack 9lives");
+    let up = e2e::run(Path::new(env!("CARGO_BIN_EXE_sqs-kit")), ["local", "up", "--parameter", "NoSuchThing=1"], &envs);
+    assert_bad_input(&up, "declares no parameter NoSuchThing");
+
+    // A flag clap rejects: usage on stderr, exit 2.
+    assert_eq!(sqs_kit(&["publish", "--count", "0", "--dry-run"]).code, Some(2));
+    assert_eq!(sqs_kit(&["dlq", "peek", "--queue-url", "http://127.0.0.1:9/q", "--max", "0"]).code, Some(2));
+}
+
+#[test]
+fn an_unreachable_endpoint_is_a_runtime_failure() {
+    let envs = [
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_MAX_ATTEMPTS", "1"),
+    ];
+    let binary = Path::new(env!("CARGO_BIN_EXE_sqs-kit"));
+    for args in [
+        vec!["publish", "--count", "3", "--queue-url", "http://127.0.0.1:9/000000000000/q"],
+        vec!["dlq", "peek", "--queue-url", "http://127.0.0.1:9/000000000000/q"],
+        vec!["dlq", "redrive", "--queue-url", "http://127.0.0.1:9/000000000000/q"],
+        vec!["local", "up", "--stack", "unreachable"],
+    ] {
+        let run = e2e::run(binary, &args, &envs);
+        assert_eq!(run.code, Some(1), "{args:?}: {run:?}");
+        assert_eq!(run.stderr.trim_end().lines().count(), 1, "{run:?}");
+        assert!(run.stderr.contains("Connection refused") || run.stderr.contains("connect"), "{run:?}");
+    }
+}
+
+#[test]
+fn dry_run_prints_valid_generated_orders() {
+    let run = sqs_kit(&["publish", "--count", "7", "--first-order", "5000", "--dry-run"]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let orders = run.json();
+    let orders = orders.as_array().unwrap();
+    assert_eq!(orders.len(), 7);
+    assert_eq!(orders[0]["orderId"], "ORD-5000");
+    for order in orders {
+        let items = order["items"].as_array().unwrap();
+        let total: i64 = items.iter().map(|i| i["quantity"].as_i64().unwrap() * i["unitPrice"].as_i64().unwrap()).sum();
+        assert_eq!(order["totalAmount"].as_i64(), Some(total));
+        assert!(items.iter().all(|i| ["SKU-KEYBOARD", "SKU-MOUSE", "SKU-PAD"].contains(&i["sku"].as_str().unwrap())));
+        assert_eq!(order["eventType"], "OrderPlaced");
+        assert!(order["customerId"].as_str().unwrap().starts_with("CUST-"));
+    }
+}
