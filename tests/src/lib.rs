@@ -226,3 +226,20 @@ macro_rules! on_both_stores {
         }
     };
 }
+
+/// A binary of the workspace (a function, or `sqs-kit`), built once per test process with the
+/// profile of the running test, for tests outside the binary's own package.
+pub fn binary(name: &str) -> PathBuf {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--bins", "-p", "sqs-kit", "-p", "email", "-p", "shipping", "-p", "inventory", "-p", "points"])
+            .current_dir(workspace_root())
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the workspace's binaries failed");
+    });
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let exe = std::env::current_exe().expect("the test's own path");
+    exe.parent().and_then(Path::parent).expect("a target directory").join(name)
+}

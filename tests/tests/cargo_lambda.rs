@@ -28,13 +28,9 @@ async fn tables(config: &aws_config::SdkConfig) -> Vec<(String, String)> {
     ]
 }
 
-fn binary(function: &str) -> std::path::PathBuf {
-    std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join(function)
-}
-
 fn run_function(function: &str, args: &[&str], envs: &[(String, String)]) -> Run {
     let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    e2e::run(&binary(function), args, &envs)
+    e2e::run(&e2e::binary(function), args, &envs)
 }
 
 fn free_port() -> u16 {
@@ -66,13 +62,6 @@ async fn cargo_lambda_invoke_answers_what_replay_prints() {
         eprintln!("skipping: cargo-lambda is not on PATH");
         return;
     }
-    // The functions' binaries, built the way this test's own profile builds them.
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "-p", "email", "-p", "shipping", "-p", "inventory", "-p", "points"])
-        .current_dir(workspace_root())
-        .status()
-        .unwrap();
-    assert!(status.success());
     e2e::verify_ses_identity(&config, SENDER).await;
 
     let (replayed, invoked) = (tables(&config).await, tables(&config).await);

@@ -1,0 +1,182 @@
+//! The whole pipeline on the local AWS API (moto), as a user runs it: `sqs-kit local up` from
+//! template.yaml, `inventory seed`, `sqs-kit publish` to the SNS FIFO topic, the four functions'
+//! `poll` until the queues drain, then the effects read back from the stores; poison messages
+//! end in every DLQ after maxReceiveCount receives, and `sqs-kit dlq redrive` after the fix
+//! brings their effects in exactly once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::{Child, Command, Stdio};
+
+use e2e::{binary, local_aws, run, unique_name, Run};
+use serde_json::{json, Value};
+
+const FUNCTIONS: [(&str, &str); 4] =
+    [("EmailFunction", "email"), ("ShippingFunction", "shipping"), ("InventoryFunction", "inventory"), ("PointsFunction", "points")];
+const DLQS: [&str; 4] = ["EmailDLQ", "ShippingDLQ", "InventoryDLQ", "PointsDLQ"];
+const SENDER: &str = "orders@example.com";
+/// Orders whose body contains this fail in every function while the "bug" is in place.
+const POISON: &str = "POISON";
+const SKUS: [(&str, i64); 3] = [("SKU-KEYBOARD", 89_000), ("SKU-MOUSE", 25_000), ("SKU-PAD", 12_000)];
+const STOCK: i64 = 1_000;
+
+fn order(n: usize, poison: bool) -> Value {
+    let items: Vec<Value> = (0..1 + n % 3)
+        .map(|i| {
+            let (sku, price) = SKUS[(n + i) % SKUS.len()];
+            json!({"sku": sku, "quantity": 1 + (n + i) % 2, "unitPrice": price})
+        })
+        .collect();
+    let total: i64 = items.iter().map(|i| i["quantity"].as_i64().unwrap() * i["unitPrice"].as_i64().unwrap()).sum();
+    let marker = if poison { POISON } else { "ok" };
+    json!({
+        "eventId": format!("evt-{marker}-{n}"), "eventType": "OrderPlaced", "occurredAt": "2026-11-24T09:00:00Z",
+        "orderId": format!("ORD-{marker}-{n}"), "customerId": format!("CUST-{}", n % 7),
+        "customerEmail": format!("customer{}@example.com", n % 7), "items": items, "totalAmount": total, "currency": "KRW",
+        "shippingAddress": {"name": "Minji Kim", "line1": "12 Teheran-ro", "city": "Seoul", "postalCode": "06236", "country": "KR"}
+    })
+}
+
+struct Pipeline {
+    topology: Value,
+    dir: tempfile::TempDir,
+}
+
+impl Pipeline {
+    fn environment(&self, function: &str) -> Vec<(String, String)> {
+        let mut envs: Vec<(String, String)> = self.topology["functions"][function]["environment"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+            .collect();
+        envs.push(("EMAIL_SENDER".into(), SENDER.into()));
+        envs
+    }
+
+    fn run_function(&self, function: &str, args: &[&str]) -> Run {
+        let binary_name = self.topology["functions"][function]["binary"].as_str().unwrap();
+        let envs = self.environment(function);
+        let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut all = args.to_vec();
+        all.extend(["--store", "dynamodb"]);
+        run(&binary(binary_name), all, &envs)
+    }
+
+    fn publish(&self, bodies: &[Value]) {
+        let file = self.dir.path().join(format!("bodies-{}.json", unique_name("p")));
+        std::fs::write(&file, Value::Array(bodies.to_vec()).to_string()).unwrap();
+        let topic = self.topology["topics"]["OrdersTopic"].as_str().unwrap();
+        let published = run(&binary("sqs-kit"), ["publish", "--topic-arn", topic, "--file", file.to_str().unwrap()], &[]);
+        assert_eq!(published.code, Some(0), "{published:?}");
+        assert_eq!(published.json()["sent"], bodies.len());
+    }
+
+    /// Runs the four pollers side by side until their queues stay idle, with `fault` rules.
+    fn drain(&self, fault: &str) {
+        let pollers: Vec<(String, Child)> = FUNCTIONS
+            .iter()
+            .map(|(function, binary_name)| {
+                let queue = self.topology["functions"][function]["queueUrl"].as_str().unwrap();
+                let mut command = Command::new(binary(binary_name));
+                command
+                    .args(["poll", "--queue-url", queue, "--idle-exit", "10", "--store", "dynamodb"])
+                    .envs(self.environment(function))
+                    .env("SQS_KIT_FAULT", fault)
+                    .env("LOG_LEVEL", "warn")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped());
+                (function.to_string(), command.spawn().unwrap())
+            })
+            .collect();
+        for (function, poller) in pollers {
+            let done: Run = poller.wait_with_output().unwrap().into();
+            assert_eq!(done.code, Some(0), "{function}: {done:?}");
+        }
+    }
+
+    fn dlq_depth(&self, dlq: &str) -> usize {
+        let url = self.topology["dlqs"][dlq].as_str().unwrap();
+        let peek = run(&binary("sqs-kit"), ["dlq", "peek", "--queue-url", url], &[]);
+        assert_eq!(peek.code, Some(0), "{peek:?}");
+        peek.json().as_array().unwrap().len()
+    }
+
+    /// Checks every effect of `orders` against the stores: one e-mail, one shipment, one
+    /// reservation and one accrual each, and nothing for any other order.
+    fn assert_effects(&self, orders: &[Value]) {
+        let emails = self.run_function("EmailFunction", &["outbox", "--function", "email"]).json();
+        let mut mailed: HashMap<String, usize> = HashMap::new();
+        for mail in emails.as_array().unwrap() {
+            *mailed.entry(mail["orderId"].as_str().unwrap().to_owned()).or_default() += 1;
+        }
+        assert_eq!(mailed.len(), orders.len(), "one e-mail per order: {mailed:?}");
+        assert!(mailed.values().all(|&count| count == 1), "{mailed:?}");
+
+        let mut reserved: BTreeMap<&str, i64> = BTreeMap::new();
+        let mut points: BTreeMap<String, i64> = BTreeMap::new();
+        for order in orders {
+            let order_id = order["orderId"].as_str().unwrap();
+            let shipment = self.run_function("ShippingFunction", &["status", order_id]);
+            assert_eq!(shipment.code, Some(0), "{order_id}: {shipment:?}");
+            assert_eq!(shipment.json()["status"], "CREATED");
+            for item in order["items"].as_array().unwrap() {
+                *reserved.entry(item["sku"].as_str().unwrap()).or_default() += item["quantity"].as_i64().unwrap();
+            }
+            *points.entry(order["customerId"].as_str().unwrap().to_owned()).or_default() += order["totalAmount"].as_i64().unwrap() / 100;
+        }
+        let stock = self.run_function("InventoryFunction", &["stock"]).json();
+        for level in stock.as_array().unwrap() {
+            let sku = level["sku"].as_str().unwrap();
+            assert_eq!(level["available"], STOCK - reserved.get(sku).copied().unwrap_or(0), "{sku}");
+        }
+        for (customer, expected) in points {
+            let account = self.run_function("PointsFunction", &["balance", &customer]).json();
+            assert_eq!(account["balance"], expected, "{customer}: {account}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_pipeline_processes_every_order_once_and_dead_letters_then_redrives_poison() {
+    let Some(config) = local_aws().await else { return };
+    let stack = unique_name("pipe");
+    // Short visibility and 2 receives, so that poison reaches the DLQs within seconds.
+    let up = run(&binary("sqs-kit"), ["local", "up", "--stack", &stack, "--visibility-timeout", "4", "--max-receive-count", "2"], &[]);
+    assert_eq!(up.code, Some(0), "{up:?}");
+    let pipeline = Pipeline { topology: up.json(), dir: tempfile::tempdir().unwrap() };
+    e2e::verify_ses_identity(&config, SENDER).await;
+    let levels: Vec<Value> = SKUS.iter().map(|(sku, _)| json!({"sku": sku, "available": STOCK})).collect();
+    let seed_file = pipeline.dir.path().join("stock.json");
+    std::fs::write(&seed_file, Value::Array(levels).to_string()).unwrap();
+    let seeded = pipeline.run_function("InventoryFunction", &["seed", seed_file.to_str().unwrap()]);
+    assert_eq!(seeded.code, Some(0), "{seeded:?}");
+
+    let valid: Vec<Value> = (0..50).map(|n| order(n, false)).collect();
+    let poison: Vec<Value> = (50..53).map(|n| order(n, true)).collect();
+    let mut first = valid.clone();
+    first.extend(poison.iter().cloned());
+    pipeline.publish(&first);
+    pipeline.publish(&valid[..5]);
+
+    // The "bug": poison orders fail in every function until it is fixed.
+    pipeline.drain(&format!("fail:{POISON}"));
+    pipeline.assert_effects(&valid);
+    for dlq in DLQS {
+        assert_eq!(pipeline.dlq_depth(dlq), 3, "{dlq} holds the three poison messages");
+    }
+
+    // The fix is deployed: redrive every DLQ, and the poison orders go through once.
+    for dlq in DLQS {
+        let url = pipeline.topology["dlqs"][dlq].as_str().unwrap();
+        let moved = run(&binary("sqs-kit"), ["dlq", "redrive", "--queue-url", url], &[]);
+        assert_eq!(moved.code, Some(0), "{moved:?}");
+        assert_eq!(moved.json()["moved"], 3, "{dlq}: {moved:?}");
+    }
+    pipeline.drain("");
+    let mut everything = valid;
+    everything.extend(poison);
+    pipeline.assert_effects(&everything);
+    for dlq in DLQS {
+        assert_eq!(pipeline.dlq_depth(dlq), 0, "{dlq} is empty after the redrive");
+    }
+}
