@@ -8,14 +8,17 @@
 //! | `crash-before-commit[:KEY]` | transactional mode: abort with the writes built, nothing sent | nothing was applied; the retry applies it once |
 //! | `crash-after-commit[:KEY]` | transactional mode: abort after the commit, before the response | the retry is a duplicate; the effect stays applied once |
 //! | `fail[:TEXT]` | a record whose body contains TEXT fails (transient) before its handler | it is retried, then dead-lettered by the queue's redrive policy |
-//! | `slow:MS` | every record waits MS milliseconds before its handler | deadlines and shutdowns happen mid-batch |
+//! | `flaky:PCT` | PCT % of record attempts fail (transient) before their handler | retries succeed; nothing is lost or doubled |
+//! | `panic:PCT` | PCT % of record attempts panic before their handler | the panic fails that record only |
+//! | `slow:MS[:PCT]` | every record (or PCT % of attempts) waits MS milliseconds before its handler | deadlines and shutdowns happen mid-batch |
 //!
 //! KEY is a part of the idempotency key (`<function>#<key>`): the rule fires only for keys
 //! that contain it. A crash aborts the process — no unwinding, no cleanup — like a killed
 //! Lambda environment.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::RecordError;
 
@@ -42,7 +45,34 @@ struct Rules {
     crashes: Vec<(String, String)>,
     /// Body texts that make a record fail.
     failing_bodies: Vec<String>,
-    delay: Option<Duration>,
+    /// (delay, percentage of attempts)
+    delay: Option<(Duration, u64)>,
+    flaky_percent: u64,
+    panic_percent: u64,
+}
+
+/// A percentage argument, clamped to 0..=100; anything else is 0 (the rule does nothing).
+fn percent(text: &str) -> u64 {
+    text.parse::<u64>().map_or(0, |p| p.min(100))
+}
+
+/// Whether an attempt is among `percent` % of attempts: xorshift over a process-wide state,
+/// seeded from the clock and the pid so that restarted processes do not repeat each other.
+fn chance(percent: u64) -> bool {
+    static STATE: OnceLock<AtomicU64> = OnceLock::new();
+    if percent == 0 {
+        return false;
+    }
+    let state = STATE.get_or_init(|| {
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
+        AtomicU64::new((nanos ^ (u64::from(std::process::id()) << 32)) | 1)
+    });
+    let mut x = state.load(Ordering::Relaxed);
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    state.store(x, Ordering::Relaxed);
+    x % 100 < percent
 }
 
 fn rules() -> &'static Rules {
@@ -53,7 +83,12 @@ fn rules() -> &'static Rules {
             let (name, argument) = rule.trim().split_once(':').unwrap_or((rule.trim(), ""));
             match name {
                 "fail" => rules.failing_bodies.push(argument.to_owned()),
-                "slow" => rules.delay = argument.parse().ok().map(Duration::from_millis),
+                "flaky" => rules.flaky_percent = percent(argument),
+                "panic" => rules.panic_percent = percent(argument),
+                "slow" => {
+                    let (millis, share) = argument.split_once(':').unwrap_or((argument, "100"));
+                    rules.delay = millis.parse().ok().map(|ms| (Duration::from_millis(ms), percent(share)));
+                }
                 crash => rules.crashes.push((crash.to_owned(), argument.to_owned())),
             }
         }
@@ -73,8 +108,16 @@ pub fn inject(point: Point, key: &str) {
 /// that contains a configured text.
 pub async fn before_record(body: &serde_json::Value) -> Result<(), RecordError> {
     let rules = rules();
-    if let Some(delay) = rules.delay {
-        tokio::time::sleep(delay).await;
+    if let Some((delay, share)) = rules.delay {
+        if chance(share) {
+            tokio::time::sleep(delay).await;
+        }
+    }
+    if chance(rules.panic_percent) {
+        panic!("SQS_KIT_FAULT: injected panic");
+    }
+    if chance(rules.flaky_percent) {
+        return Err(RecordError::transient("SQS_KIT_FAULT: injected transient failure"));
     }
     if !rules.failing_bodies.is_empty() {
         let text = body.to_string();

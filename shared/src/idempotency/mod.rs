@@ -43,6 +43,10 @@ use crate::handler::{Handled, Record, RecordFuture, RecordService};
 use crate::store::{Claim, IdempotencyStore};
 use cache::CompletedCache;
 
+/// Attempts at marking a processed record completed, and the pause that grows between them.
+const COMPLETE_ATTEMPTS: u32 = 4;
+const COMPLETE_BACKOFF: Duration = Duration::from_millis(250);
+
 #[derive(Clone, Debug)]
 pub struct IdempotencyConfig {
     /// JSON Pointer (RFC 6901) to the key in the body, e.g. `/eventId`; `None` keys on the SQS
@@ -206,6 +210,7 @@ impl<S: RecordService> Layer<S> {
             Claim::Existing(existing) => return self.judge_existing(existing, &payload_hash),
         }
 
+        let invocation = Arc::clone(&record.cx.invocation);
         let outcome = AssertUnwindSafe(self.service.call(record)).catch_unwind().await;
         let output = match outcome {
             Ok(Ok(Handled::Processed(output) | Handled::Duplicate(output))) => output,
@@ -229,14 +234,31 @@ impl<S: RecordService> Layer<S> {
             updated_at: now.millis,
             ..claim
         };
-        if let Err(error) = self.store.complete(&completed).await {
-            // The effect happened: failing the record would run it again once the claim
-            // expires. Report success; the claim expires on its own at the deadline.
-            tracing::error!(%error, idempotency_key = %id, "the record was processed but could not be marked completed");
-        } else {
-            self.cache.insert(&completed);
+        // The effect happened; only the record of it is missing. A store blip must not turn it
+        // into a retry, so try again while the invocation has time. If the store stays away,
+        // the record fails: a success here would leave the claim IN_PROGRESS with no delivery
+        // left to complete it, and the next copy of the event would run the effect again
+        // unprotected. Redelivered, the handler runs again once the claim lapses; its effect
+        // must be idempotent itself (a conditional write, a write-once file).
+        let mut attempt = 1;
+        loop {
+            match self.store.complete(&completed).await {
+                Ok(()) => {
+                    self.cache.insert(&completed);
+                    return Ok(Handled::Processed(output));
+                }
+                Err(error) if attempt < COMPLETE_ATTEMPTS && invocation.remaining() > COMPLETE_BACKOFF * 4 => {
+                    tracing::warn!(%error, attempt, "could not mark the record completed; trying again");
+                    tokio::time::sleep(COMPLETE_BACKOFF * attempt).await;
+                    attempt += 1;
+                }
+                Err(error) => {
+                    return Err(RecordError::transient(format!(
+                        "the record was processed, but {error}; it will be delivered again and its effect must absorb the repeat"
+                    )))
+                }
+            }
         }
-        Ok(Handled::Processed(output))
     }
 
     async fn run_transactional(&self, id: String, payload_hash: String, mut record: Record) -> Result<Handled, RecordError> {

@@ -1,0 +1,350 @@
+//! Chaos run on the local AWS API through the `poll` path: orders published with duplicates
+//! re-sent and poison bodies mixed in; handlers failing at random (transient errors, panics,
+//! records slow enough to cross the visibility deadline); DynamoDB refusing connections for a
+//! few seconds; pollers killed with SIGKILL and restarted mid-batch. At the end the invariants
+//! are checked from the stores themselves: nothing lost, nothing doubled, every poison message
+//! in its DLQ and nothing else there, no claim stuck `IN_PROGRESS`.
+//!
+//! `CHAOS_ORDERS` sizes it (default 200, a couple of minutes); `scripts/chaos` runs a larger one.
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use e2e::{binary, local_aws, run, unique_name, Run};
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+
+const FUNCTIONS: [(&str, &str); 4] =
+    [("EmailFunction", "email"), ("ShippingFunction", "shipping"), ("InventoryFunction", "inventory"), ("PointsFunction", "points")];
+const DLQS: [&str; 4] = ["EmailDLQ", "ShippingDLQ", "InventoryDLQ", "PointsDLQ"];
+const SENDER: &str = "chaos@example.com";
+const SKUS: [(&str, i64); 3] = [("SKU-KEYBOARD", 89_000), ("SKU-MOUSE", 25_000), ("SKU-PAD", 12_000)];
+const STOCK: i64 = 1_000_000;
+const CUSTOMERS: usize = 40;
+/// 20 % transient errors, 1 % panics, 1 % of attempts slower than the visibility timeout.
+const FAULTS: &str = "flaky:20,panic:1,slow:4000:1";
+const VISIBILITY_S: u64 = 3;
+const MAX_RECEIVES: u64 = 10;
+
+fn order(n: usize) -> Value {
+    let items: Vec<Value> = (0..1 + n % 3)
+        .map(|i| {
+            let (sku, price) = SKUS[(n + i) % SKUS.len()];
+            json!({"sku": sku, "quantity": 1 + (n + i) % 2, "unitPrice": price})
+        })
+        .collect();
+    let total: i64 = items.iter().map(|i| i["quantity"].as_i64().unwrap() * i["unitPrice"].as_i64().unwrap()).sum();
+    json!({
+        "eventId": format!("chaos-evt-{n}"), "eventType": "OrderPlaced", "occurredAt": "2026-11-24T09:00:00Z",
+        "orderId": format!("CHAOS-{n}"), "customerId": format!("CUST-{}", n % CUSTOMERS),
+        "customerEmail": format!("c{}@example.com", n % CUSTOMERS), "items": items, "totalAmount": total, "currency": "KRW",
+        "shippingAddress": {"name": "Minji Kim", "line1": "12 Teheran-ro", "city": "Seoul", "postalCode": "06236", "country": "KR"}
+    })
+}
+
+/// A TCP proxy in front of the local DynamoDB endpoint that can refuse service: during an
+/// outage it closes new and open connections, as an unreachable endpoint would.
+struct Outage {
+    refusing: Arc<AtomicBool>,
+    port: u16,
+}
+
+async fn dynamodb_proxy(upstream: String) -> Outage {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let refusing = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&refusing);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else { continue };
+            if flag.load(Ordering::SeqCst) {
+                let _ = client.shutdown().await;
+                continue;
+            }
+            let (flag, upstream) = (Arc::clone(&flag), upstream.clone());
+            tokio::spawn(async move {
+                let Ok(mut server) = TcpStream::connect(&upstream).await else { return };
+                let copy = tokio::io::copy_bidirectional(&mut client, &mut server);
+                let outage = async {
+                    while !flag.load(Ordering::SeqCst) {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                };
+                tokio::select! {
+                    _ = copy => {}
+                    _ = outage => {}
+                }
+            });
+        }
+    });
+    Outage { refusing, port }
+}
+
+struct Chaos {
+    topology: Value,
+    proxy_port: u16,
+    logs: tempfile::TempDir,
+}
+
+impl Chaos {
+    fn environment(&self, function: &str) -> Vec<(String, String)> {
+        let mut envs: Vec<(String, String)> = self.topology["functions"][function]["environment"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+            .collect();
+        envs.push(("EMAIL_SENDER".into(), SENDER.into()));
+        envs.push(("AWS_ENDPOINT_URL_DYNAMODB".into(), format!("http://127.0.0.1:{}", self.proxy_port)));
+        envs
+    }
+
+    fn state(&self, function: &str, args: &[&str]) -> Run {
+        let name = self.topology["functions"][function]["binary"].as_str().unwrap();
+        let envs = self.environment(function);
+        let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut all = args.to_vec();
+        all.extend(["--store", "dynamodb"]);
+        let result = run(&binary(name), all, &envs);
+        assert_eq!(result.code, Some(0), "{function} {args:?}: {result:?}");
+        result
+    }
+
+    fn spawn_poller(&self, function: &str, generation: usize) -> Child {
+        let name = self.topology["functions"][function]["binary"].as_str().unwrap();
+        let queue = self.topology["functions"][function]["queueUrl"].as_str().unwrap();
+        let log = std::fs::File::create(self.logs.path().join(format!("{function}-{generation}.log"))).unwrap();
+        Command::new(binary(name))
+            .args(["poll", "--queue-url", queue, "--idle-exit", "20", "--store", "dynamodb"])
+            .envs(self.environment(function))
+            .env("SQS_KIT_FAULT", FAULTS)
+            .env("LOG_LEVEL", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap()
+    }
+
+    /// Sums a metric over every embedded-metric line the pollers wrote.
+    fn metric(&self, name: &str) -> u64 {
+        let mut total = 0;
+        for entry in std::fs::read_dir(self.logs.path()).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default();
+            for line in text.lines().filter(|line| line.starts_with('{') && line.contains("\"_aws\"")) {
+                if let Ok(document) = serde_json::from_str::<Value>(line) {
+                    total += document[name].as_u64().unwrap_or(0);
+                }
+            }
+        }
+        total
+    }
+}
+
+async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> usize {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap_or_default();
+    attributes.values().filter_map(|n| n.parse::<usize>().ok()).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_loses_nothing_and_doubles_nothing() {
+    let Some(config) = local_aws().await else { return };
+    let orders_count: usize = std::env::var("CHAOS_ORDERS").ok().and_then(|n| n.parse().ok()).unwrap_or(200);
+    let started = Instant::now();
+    let stack = unique_name("chaos");
+    let up = run(
+        &binary("sqs-kit"),
+        ["local", "up", "--stack", &stack, "--visibility-timeout", &VISIBILITY_S.to_string(), "--max-receive-count", &MAX_RECEIVES.to_string()],
+        &[],
+    );
+    assert_eq!(up.code, Some(0), "{up:?}");
+    let upstream = std::env::var("AWS_ENDPOINT_URL").unwrap().trim_start_matches("http://").to_owned();
+    let outage = dynamodb_proxy(upstream).await;
+    let chaos = Chaos { topology: up.json(), proxy_port: outage.port, logs: tempfile::tempdir().unwrap() };
+    e2e::verify_ses_identity(&config, SENDER).await;
+    let levels: Vec<Value> = SKUS.iter().map(|(sku, _)| json!({"sku": sku, "available": STOCK})).collect();
+    let seed = chaos.logs.path().join("stock.json");
+    std::fs::write(&seed, Value::Array(levels).to_string()).unwrap();
+    chaos.state("InventoryFunction", &["seed", seed.to_str().unwrap()]);
+
+    // The orders, 10 % of them re-sent, and 1 % poison bodies (not JSON at all).
+    let orders: Vec<Value> = (0..orders_count).map(order).collect();
+    let poison_count = (orders_count / 100).max(1);
+    let mut bodies: Vec<Value> = orders.clone();
+    bodies.extend((0..poison_count).map(|i| Value::String(format!(r#"{{"eventId": "poison-{i}", "items": "#) + "[")));
+    bodies.extend(orders.iter().step_by(10).cloned());
+    let file = chaos.logs.path().join("bodies.json");
+    std::fs::write(&file, Value::Array(bodies.clone()).to_string()).unwrap();
+    let topic = chaos.topology["topics"]["OrdersTopic"].as_str().unwrap();
+    let published = run(&binary("sqs-kit"), ["publish", "--topic-arn", topic, "--file", file.to_str().unwrap()], &[]);
+    assert_eq!(published.code, Some(0), "{published:?}");
+
+    // Pollers, killed and restarted at random, and DynamoDB outages, until the queues drain.
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let queues: Vec<String> = FUNCTIONS.iter().map(|(f, _)| chaos.topology["functions"][f]["queueUrl"].as_str().unwrap().to_owned()).collect();
+    let mut pollers: Vec<Child> = FUNCTIONS.iter().map(|(f, _)| chaos.spawn_poller(f, 0)).collect();
+    let (mut kills, mut outages, mut generation) = (0, 0, 1);
+    let chaos_until = Instant::now() + Duration::from_secs(40);
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        if Instant::now() < chaos_until {
+            // Every 2 s one of: kill and restart a poller, a 3 s DynamoDB outage, or nothing.
+            match generation % 3 {
+                0 => {
+                    let victim = generation % pollers.len();
+                    let _ = pollers[victim].kill();
+                    let _ = pollers[victim].wait();
+                    pollers[victim] = chaos.spawn_poller(FUNCTIONS[victim].0, generation);
+                    kills += 1;
+                }
+                1 => {
+                    outage.refusing.store(true, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                    outage.refusing.store(false, Ordering::SeqCst);
+                    outages += 1;
+                }
+                _ => {}
+            }
+            generation += 1;
+        }
+        let mut depth = 0;
+        for queue in &queues {
+            depth += queue_depth(&sqs, queue).await;
+        }
+        if depth == 0 && Instant::now() >= chaos_until {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the queues did not drain in time ({depth} messages left)");
+        for (index, poller) in pollers.iter_mut().enumerate() {
+            if poller.try_wait().unwrap().is_some() {
+                *poller = chaos.spawn_poller(FUNCTIONS[index].0, generation);
+                generation += 1;
+            }
+        }
+    }
+    for poller in &mut pollers {
+        let _ = poller.kill();
+        let _ = poller.wait();
+    }
+
+    // The invariants, from the stores, counted in orders: an order whose effect is missing in a
+    // function is lost there; an effect present twice is doubled.
+    let (mut lost, mut doubled) = (0, 0);
+    let emails = chaos.state("EmailFunction", &["outbox", "--function", "email"]).json();
+    let mut mailed: HashMap<String, usize> = HashMap::new();
+    for mail in emails.as_array().unwrap() {
+        *mailed.entry(mail["orderId"].as_str().unwrap().to_owned()).or_default() += 1;
+    }
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    let stock_table = chaos.topology["functions"]["InventoryFunction"]["environment"]["STOCK_TABLE"].as_str().unwrap();
+    let mut reserved: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut accruals: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for order in &orders {
+        let order_id = order["orderId"].as_str().unwrap();
+        match mailed.get(order_id).copied().unwrap_or(0) {
+            0 => lost += 1,
+            1 => {}
+            _ => doubled += 1,
+        }
+        if chaos.state("ShippingFunction", &["status", order_id]).json()["status"] != "CREATED" {
+            lost += 1;
+        }
+        let reservation = dynamodb
+            .get_item()
+            .table_name(stock_table)
+            .key("pk", AttributeValue::S(format!("ORDER#{order_id}")))
+            .send()
+            .await
+            .unwrap();
+        if reservation.item().and_then(|item| item.get("status")).and_then(|s| s.as_s().ok()).map(String::as_str) != Some("RESERVED") {
+            lost += 1;
+        }
+        for item in order["items"].as_array().unwrap() {
+            *reserved.entry(item["sku"].as_str().unwrap()).or_default() += item["quantity"].as_i64().unwrap();
+        }
+        accruals.entry(order["customerId"].as_str().unwrap().to_owned()).or_default().push(order.clone());
+    }
+    // Stock: what was taken must be exactly what the reservations hold.
+    for level in chaos.state("InventoryFunction", &["stock"]).json().as_array().unwrap() {
+        let taken = STOCK - level["available"].as_i64().unwrap();
+        let expected = reserved.get(level["sku"].as_str().unwrap()).copied().unwrap_or(0);
+        if taken > expected {
+            doubled += 1;
+        } else if taken < expected {
+            lost += 1;
+        }
+    }
+    // Points: one accrual per order, and a balance that is the sum of the ledger.
+    for (customer, customer_orders) in &accruals {
+        let account = chaos.state("PointsFunction", &["balance", customer]).json();
+        let ledger = account["ledger"].as_array().unwrap();
+        for order in customer_orders {
+            let entries = ledger.iter().filter(|e| e["orderId"] == order["orderId"] && e["kind"] == "accrual").count();
+            match entries {
+                0 => lost += 1,
+                1 => {}
+                _ => doubled += 1,
+            }
+        }
+        let ledger_sum: i64 = ledger.iter().map(|e| e["points"].as_i64().unwrap()).sum();
+        let expected: i64 = customer_orders.iter().map(|o| o["totalAmount"].as_i64().unwrap() / 100).sum();
+        assert_eq!(account["balance"], ledger_sum, "{customer}: the balance is the sum of the ledger");
+        assert_eq!(ledger_sum, expected, "{customer}: one accrual of 1 % per order");
+    }
+    let mut dead_lettered = 0;
+    for dlq in DLQS {
+        let url = chaos.topology["dlqs"][dlq].as_str().unwrap();
+        let peek = run(&binary("sqs-kit"), ["dlq", "peek", "--queue-url", url, "--max", "1000"], &[]);
+        let messages = peek.json();
+        let messages = messages.as_array().unwrap();
+        assert_eq!(messages.len(), poison_count, "{dlq} must hold exactly the poison messages: {messages:?}");
+        assert!(messages.iter().all(|m| m["body"].as_str().is_some_and(|b| b.contains("poison-"))), "{dlq}: {messages:?}");
+        dead_lettered += messages.len();
+    }
+    let table = chaos.topology["functions"]["EmailFunction"]["environment"]["IDEMPOTENCY_TABLE"].as_str().unwrap();
+    let stuck = dynamodb
+        .scan()
+        .table_name(table)
+        .filter_expression("#status = :in_progress")
+        .expression_attribute_names("#status", "status")
+        .expression_attribute_values(":in_progress", AttributeValue::S("IN_PROGRESS".into()))
+        .send()
+        .await
+        .unwrap()
+        .count;
+
+    let processed = chaos.metric("RecordsProcessed");
+    let duplicates = chaos.metric("DuplicatesSkipped");
+    let retried = chaos.metric("RecordsFailedTransient") + chaos.metric("RecordsNotAttempted");
+    println!("| chaos run ({orders_count} orders, faults {FAULTS}, {kills} poller kills, {outages} DynamoDB outages) | |");
+    println!("|---|---|");
+    println!("| messages published to the topic | {} |", bodies.len());
+    println!("| records processed (4 functions) | {processed} |");
+    println!("| duplicates skipped | {duplicates} |");
+    println!("| record attempts retried | {retried} |");
+    println!("| messages dead-lettered | {dead_lettered} |");
+    println!("| claims stuck IN_PROGRESS | {stuck} |");
+    println!("| lost | {lost} |");
+    println!("| doubled | {doubled} |");
+    println!("| wall time | {:.0} s |", started.elapsed().as_secs_f64());
+    println!("| throughput | {:.1} deliveries/s |", (processed + duplicates) as f64 / started.elapsed().as_secs_f64());
+    assert_eq!(lost, 0, "every valid order has all four effects");
+    assert_eq!(doubled, 0, "no effect happened twice");
+    assert_eq!(stuck, 0, "no claim is left IN_PROGRESS");
+    assert!(kills > 0 && outages > 0, "the chaos happened");
+}
