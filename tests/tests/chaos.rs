@@ -199,7 +199,8 @@ async fn chaos_loses_nothing_and_doubles_nothing() {
     let mut pollers: Vec<Child> = FUNCTIONS.iter().map(|(f, _)| chaos.spawn_poller(f, 0)).collect();
     let (mut kills, mut outages, mut generation) = (0, 0, 1);
     let chaos_until = Instant::now() + Duration::from_secs(40);
-    let deadline = Instant::now() + Duration::from_secs(240);
+    // moto manages a few dozen deliveries a second: give larger runs time to drain.
+    let deadline = Instant::now() + Duration::from_secs(240.max(orders_count as u64 * 3 / 5));
     loop {
         tokio::time::sleep(Duration::from_secs(2)).await;
         if Instant::now() < chaos_until {
