@@ -384,3 +384,27 @@ async fn store_requests_per_record_on_dynamodb() {
     run(&transactional, vec![record("m4", &body("evt-2", "ok"))]).await;
     assert_eq!(cost(before), 1, "a transactional record: one TransactWriteItems");
 }
+
+#[tokio::test]
+async fn an_unreachable_store_fails_the_record_without_running_the_handler() {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url("http://127.0.0.1:9")
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("x", "x", None, None, "test"))
+        .load()
+        .await;
+    let store = Arc::new(DynamoDbStore::with_config(&config, "orders-idempotency"));
+    for transactional in [false, true] {
+        let executions = Executions::default();
+        let config = if transactional { by_event_id().transactional() } else { by_event_id() };
+        let report = run(&layer(store.clone(), &executions, config), vec![record("m1", &body("evt-1", "ok"))]).await;
+        let (kind, reason) = failure(&report, 0);
+        assert_eq!(kind, FailureKind::Transient, "an outage is retried, never dead-lettered at once");
+        assert!(reason.contains("the idempotency store (DynamoDB table orders-idempotency) failed to"), "{reason}");
+        if !transactional {
+            // Claim mode: the claim comes first, so the handler never runs unprotected. (In
+            // transactional mode the handler only builds writes; the failed commit applied none.)
+            assert_eq!(executions.count(), 0, "no handler runs unprotected");
+        }
+    }
+}

@@ -188,12 +188,17 @@ impl Runner {
         logging::init(logging::Mode::Local);
         match cli.command {
             cli::Command::Replay(args) => {
+                // The input first: bad input leaves no state behind, not even an empty store.
+                let event = match load_event(&args.file) {
+                    Ok(event) => event,
+                    Err(error) => return report_error(error.into()),
+                };
                 let name = crate::env::var(crate::env::FUNCTION_NAME).unwrap_or_else(|| self.name.clone());
                 let processor = match self.local_processor(&args.store).await {
                     Ok(processor) => processor,
                     Err(failure) => return failure,
                 };
-                replay::run(&name, &processor, args).await
+                replay::run(&name, &processor, event, args).await
             }
             cli::Command::Poll(args) => {
                 let name = crate::env::var(crate::env::FUNCTION_NAME).unwrap_or_else(|| self.name.clone());
@@ -232,9 +237,16 @@ enum Parsed {
     Own(ArgMatches),
 }
 
-fn print_usage_error(error: clap::Error) -> ExitCode {
-    let _ = error.print();
-    ExitCode::from(if error.use_stderr() { exit::BAD_INPUT } else { 0 })
+/// Help and version go out whole; a usage error as its one line, with where to look next.
+pub(crate) fn print_usage_error(error: clap::Error) -> ExitCode {
+    if !error.use_stderr() {
+        let _ = error.print();
+        return ExitCode::SUCCESS;
+    }
+    let rendered = error.render().to_string();
+    let first = rendered.lines().next().unwrap_or("error: invalid usage");
+    eprintln!("{first} (see --help)");
+    ExitCode::from(exit::BAD_INPUT)
 }
 
 /// Prints a command's error as one line and picks the exit status.

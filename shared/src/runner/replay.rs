@@ -15,6 +15,9 @@ use crate::batch::{BatchProcessor, BatchReport, Outcome};
 use crate::handler::RecordService;
 use crate::record::InvocationContext;
 
+/// The largest message body SQS accepts, so the largest a real event can carry.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
 /// Why an event document could not be replayed. Each message names the input and what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
@@ -87,19 +90,22 @@ pub fn parse_event(origin: &str, text: &str) -> Result<SqsEvent, InputError> {
         if record.get("messageId").and_then(Value::as_str).is_none_or(str::is_empty) {
             return Err(not_sqs(format!("record {index} has no \"messageId\"")));
         }
+        let body_size = record.get("body").and_then(Value::as_str).map_or(0, str::len);
+        if body_size > MAX_BODY_BYTES {
+            return Err(not_sqs(format!(
+                "record {index}'s body is {body_size} bytes; SQS delivers at most {MAX_BODY_BYTES} (1 MiB)"
+            )));
+        }
     }
     SqsEvent::deserialize(&document).map_err(|e| not_sqs(e.to_string()))
 }
 
-pub(crate) async fn run<S: RecordService>(name: &str, processor: &BatchProcessor<S>, args: ReplayArgs) -> ExitCode {
-    let event = match load_event(&args.file) {
-        Ok(event) => event,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::from(exit::BAD_INPUT);
-        }
-    };
-    let function_name = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| name.to_owned());
+pub(crate) async fn run<S: RecordService>(
+    function_name: &str,
+    processor: &BatchProcessor<S>,
+    event: SqsEvent,
+    args: ReplayArgs,
+) -> ExitCode {
     let invocation = InvocationContext::with_remaining(
         function_name,
         replay_request_id(),
@@ -115,7 +121,7 @@ pub(crate) async fn run<S: RecordService>(name: &str, processor: &BatchProcessor
     let response = serde_json::to_string(&report.response()).expect("a batch response always serializes");
     println!("{response}");
     let _ = std::io::stdout().flush();
-    if let Some(document) = crate::metrics::Metrics::from_env().document(name, &report) {
+    if let Some(document) = crate::metrics::Metrics::from_env().document(function_name, &report) {
         eprintln!("{document}");
     }
     print_summary(&args.file, &report, processor.config().all_failed);
@@ -187,6 +193,15 @@ mod tests {
         assert!(error("{\"Records\":[{\"body\":\"x\"}]}").contains("record 0 has no \"messageId\""));
         assert!(error("{\"Records\":[{\"messageId\":\"a\",\"eventSource\":\"aws:sns\"}]}").contains("aws:sns"));
         assert!(error("  \n").contains("is empty"));
+    }
+
+    #[test]
+    fn a_body_over_the_sqs_maximum_is_refused() {
+        let body = "x".repeat(MAX_BODY_BYTES + 1);
+        let event = serde_json::json!({"Records": [{"messageId": "big", "body": body}]}).to_string();
+        assert!(error(&event).contains("record 0's body is 1048577 bytes; SQS delivers at most 1048576 (1 MiB)"));
+        let fits = serde_json::json!({"Records": [{"messageId": "max", "body": "x".repeat(MAX_BODY_BYTES)}]}).to_string();
+        assert!(parse_event("e", &fits).is_ok());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::runner::{exit, report_error};
+use crate::runner::report_error;
 
 #[derive(Debug, Parser)]
 #[command(name = "sqs-kit", about = "Operator tooling for Lambda functions built on sqs-kit", arg_required_else_help = true)]
@@ -55,10 +55,7 @@ enum Command {
 pub async fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(error) => {
-            let _ = error.print();
-            return ExitCode::from(if error.use_stderr() { exit::BAD_INPUT } else { 0 });
-        }
+        Err(error) => return crate::runner::print_usage_error(error),
     };
     let result = match cli.command {
         Command::Key(command) => key::run(command).await,
