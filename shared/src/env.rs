@@ -14,6 +14,10 @@ pub const FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
 pub const LOG_LEVEL: &str = "LOG_LEVEL";
 pub const RUST_LOG: &str = "RUST_LOG";
 
+/// Records a batch runs at once (default 10, or what the function configured); for a backend
+/// that cannot take concurrent writes to one item, or to match a downstream's capacity.
+pub const MAX_CONCURRENCY: &str = "SQS_KIT_MAX_CONCURRENCY";
+
 /// CloudWatch namespace of the embedded metrics. Default `SqsKit`.
 pub const METRICS_NAMESPACE: &str = "SQS_KIT_METRICS_NAMESPACE";
 /// Name of the metrics' dimension, whose value is the function name. Default `FunctionName`.

@@ -63,18 +63,7 @@ impl Queues {
     }
 
     async fn count(&self, url: &str) -> usize {
-        let attributes = self
-            .client
-            .get_queue_attributes()
-            .queue_url(url)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-            .send()
-            .await
-            .unwrap()
-            .attributes
-            .unwrap();
-        attributes.values().map(|n| n.parse::<usize>().unwrap()).sum()
+        e2e::queue_depth(&self.client, url).await
     }
 }
 

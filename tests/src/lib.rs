@@ -243,3 +243,81 @@ pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test's own path");
     exe.parent().and_then(Path::parent).expect("a target directory").join(name)
 }
+
+/// Messages in a queue, visible or in flight.
+pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> usize {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .expect("the local AWS API answers")
+        .attributes
+        .unwrap_or_default();
+    attributes.values().filter_map(|n| n.parse::<usize>().ok()).sum()
+}
+
+/// What `sqs-kit local up` created from template.yaml, and how to run a function against it.
+pub struct Topology {
+    pub json: serde_json::Value,
+    /// Variables every function command gets on top of its template environment.
+    pub extra_env: Vec<(String, String)>,
+}
+
+impl Topology {
+    /// `sqs-kit local up` under a fresh stack name, with queue settings for tests.
+    pub fn local_up(prefix: &str, visibility_timeout_s: u64, max_receive_count: u64) -> Self {
+        let stack = unique_name(prefix);
+        let up = run(
+            &binary("sqs-kit"),
+            [
+                "local", "up", "--stack", &stack,
+                "--visibility-timeout", &visibility_timeout_s.to_string(),
+                "--max-receive-count", &max_receive_count.to_string(),
+            ],
+            &[],
+        );
+        assert_eq!(up.code, Some(0), "local up failed: {up:?}");
+        Topology { json: up.json(), extra_env: Vec::new() }
+    }
+
+    /// The function's environment as the template declares it, plus [`Topology::extra_env`].
+    pub fn environment(&self, function: &str) -> Vec<(String, String)> {
+        let declared = self.json["functions"][function]["environment"].as_object().expect("a function of the template");
+        let mut envs: Vec<(String, String)> =
+            declared.iter().map(|(name, value)| (name.clone(), value.as_str().unwrap_or_default().to_owned())).collect();
+        envs.extend(self.extra_env.iter().cloned());
+        envs
+    }
+
+    pub fn binary(&self, function: &str) -> PathBuf {
+        binary(self.json["functions"][function]["binary"].as_str().expect("the function's binary"))
+    }
+
+    pub fn queue_url(&self, function: &str) -> &str {
+        self.json["functions"][function]["queueUrl"].as_str().expect("the function's queue")
+    }
+
+    /// A function's state command on DynamoDB, which must succeed.
+    pub fn state(&self, function: &str, args: &[&str]) -> Run {
+        let envs = self.environment(function);
+        let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let args: Vec<&str> = args.iter().copied().chain(["--store", "dynamodb"]).collect();
+        let result = run(&self.binary(function), &args, &envs);
+        assert_eq!(result.code, Some(0), "{function} {args:?}: {result:?}");
+        result
+    }
+
+    /// A `poll` of the function's queue on DynamoDB, not yet started.
+    pub fn poller(&self, function: &str, idle_exit_s: u64) -> Command {
+        let mut command = Command::new(self.binary(function));
+        command
+            .args(["poll", "--queue-url", self.queue_url(function), "--idle-exit", &idle_exit_s.to_string(), "--store", "dynamodb"])
+            .envs(self.environment(function))
+            .current_dir(workspace_root());
+        command
+    }
+}

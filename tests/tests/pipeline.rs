@@ -5,9 +5,9 @@
 //! brings their effects in exactly once.
 
 use std::collections::{BTreeMap, HashMap};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
-use e2e::{binary, local_aws, run, unique_name, Run};
+use e2e::{binary, local_aws, run, unique_name, Run, Topology};
 use serde_json::{json, Value};
 
 const FUNCTIONS: [(&str, &str); 4] =
@@ -41,35 +41,19 @@ fn order(n: usize, poison: bool) -> Value {
 }
 
 struct Pipeline {
-    topology: Value,
+    topology: Topology,
     dir: tempfile::TempDir,
 }
 
 impl Pipeline {
-    fn environment(&self, function: &str) -> Vec<(String, String)> {
-        let mut envs: Vec<(String, String)> = self.topology["functions"][function]["environment"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
-            .collect();
-        envs.push(("EMAIL_SENDER".into(), SENDER.into()));
-        envs
-    }
-
     fn run_function(&self, function: &str, args: &[&str]) -> Run {
-        let binary_name = self.topology["functions"][function]["binary"].as_str().unwrap();
-        let envs = self.environment(function);
-        let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let mut all = args.to_vec();
-        all.extend(["--store", "dynamodb"]);
-        run(&binary(binary_name), all, &envs)
+        self.topology.state(function, args)
     }
 
     fn publish(&self, bodies: &[Value]) {
         let file = self.dir.path().join(format!("bodies-{}.json", unique_name("p")));
         std::fs::write(&file, Value::Array(bodies.to_vec()).to_string()).unwrap();
-        let topic = self.topology["topics"]["OrdersTopic"].as_str().unwrap();
+        let topic = self.topology.json["topics"]["OrdersTopic"].as_str().unwrap();
         let published = run(&binary("sqs-kit"), ["publish", "--topic-arn", topic, "--file", file.to_str().unwrap()], &[]);
         assert_eq!(published.code, Some(0), "{published:?}");
         assert_eq!(published.json()["sent"], bodies.len());
@@ -79,12 +63,11 @@ impl Pipeline {
     fn drain(&self, fault: &str) {
         let pollers: Vec<(String, Child)> = FUNCTIONS
             .iter()
-            .map(|(function, binary_name)| {
-                let queue = self.topology["functions"][function]["queueUrl"].as_str().unwrap();
-                let mut command = Command::new(binary(binary_name));
+            .map(|(function, _)| {
+                let mut command = self.topology.poller(function, 12);
+                // See tests/tests/chaos.rs: moto does not isolate concurrent transactions.
+                command.env("SQS_KIT_MAX_CONCURRENCY", if *function == "InventoryFunction" { "1" } else { "10" });
                 command
-                    .args(["poll", "--queue-url", queue, "--idle-exit", "12", "--store", "dynamodb"])
-                    .envs(self.environment(function))
                     .env("SQS_KIT_FAULT", fault)
                     .env("LOG_LEVEL", "warn")
                     .env("SQS_KIT_METRICS", "off")
@@ -101,7 +84,7 @@ impl Pipeline {
 
     /// The order ids of the messages in a DLQ.
     fn dead_letters(&self, dlq: &str) -> Vec<String> {
-        let url = self.topology["dlqs"][dlq].as_str().unwrap();
+        let url = self.topology.json["dlqs"][dlq].as_str().unwrap();
         let peek = run(&binary("sqs-kit"), ["dlq", "peek", "--queue-url", url], &[]);
         assert_eq!(peek.code, Some(0), "{peek:?}");
         let mut orders: Vec<String> =
@@ -148,17 +131,15 @@ impl Pipeline {
 #[tokio::test]
 async fn the_pipeline_processes_every_order_once_and_dead_letters_then_redrives_poison() {
     let Some(config) = local_aws().await else { return };
-    let stack = unique_name("pipe");
     // Short visibility and 2 receives, so that poison reaches the DLQs within seconds.
-    let up = run(&binary("sqs-kit"), ["local", "up", "--stack", &stack, "--visibility-timeout", "5", "--max-receive-count", "2"], &[]);
-    assert_eq!(up.code, Some(0), "{up:?}");
-    let pipeline = Pipeline { topology: up.json(), dir: tempfile::tempdir().unwrap() };
+    let mut topology = Topology::local_up("pipe", 5, 2);
+    topology.extra_env.push(("EMAIL_SENDER".into(), SENDER.into()));
+    let pipeline = Pipeline { topology, dir: tempfile::tempdir().unwrap() };
     e2e::verify_ses_identity(&config, SENDER).await;
     let levels: Vec<Value> = SKUS.iter().map(|(sku, _)| json!({"sku": sku, "available": STOCK})).collect();
     let seed_file = pipeline.dir.path().join("stock.json");
     std::fs::write(&seed_file, Value::Array(levels).to_string()).unwrap();
-    let seeded = pipeline.run_function("InventoryFunction", &["seed", seed_file.to_str().unwrap()]);
-    assert_eq!(seeded.code, Some(0), "{seeded:?}");
+    pipeline.run_function("InventoryFunction", &["seed", seed_file.to_str().unwrap()]);
 
     let valid: Vec<Value> = (0..50).map(|n| order(n, false)).collect();
     let poison: Vec<Value> = (50..53).map(|n| order(n, true)).collect();
@@ -177,7 +158,7 @@ async fn the_pipeline_processes_every_order_once_and_dead_letters_then_redrives_
 
     // The fix is deployed: redrive every DLQ, and the poison orders go through once.
     for dlq in DLQS {
-        let url = pipeline.topology["dlqs"][dlq].as_str().unwrap();
+        let url = pipeline.topology.json["dlqs"][dlq].as_str().unwrap();
         let moved = run(&binary("sqs-kit"), ["dlq", "redrive", "--queue-url", url], &[]);
         assert_eq!(moved.code, Some(0), "{moved:?}");
         assert_eq!(moved.json()["moved"], 3, "{dlq}: {moved:?}");

@@ -141,11 +141,18 @@ impl Runner {
     }
 
     fn processor(self, backend: Option<&Backend>) -> anyhow::Result<BatchProcessor<Arc<dyn RecordService>>> {
+        let mut config = self.config;
+        if let Some(limit) = crate::env::var(crate::env::MAX_CONCURRENCY) {
+            config.max_concurrency = match limit.parse::<usize>() {
+                Ok(limit) if limit > 0 => limit,
+                _ => return Err(BadInput(format!("{} must be a positive number, not {limit:?}", crate::env::MAX_CONCURRENCY)).into()),
+            };
+        }
         let mut service = (self.build)(backend)?;
         if let (Some(config), Some(backend)) = (self.idempotency, backend) {
             service = Arc::new(Idempotent::new(service, backend.store(), config)?);
         }
-        Ok(BatchProcessor::new(service, self.config))
+        Ok(BatchProcessor::new(service, config))
     }
 
     /// Serves Lambda if `AWS_LAMBDA_RUNTIME_API` is set and no command was given; otherwise
