@@ -149,13 +149,41 @@ impl IdempotencyStore for EmbeddedStore {
     }
 
     async fn claim(&self, record: &IdempotencyRecord, now: Now) -> Result<Claim, StoreError> {
-        let sql = |e| self.error("claim", e);
-        self.write("claim", |transaction| {
-            if let Some(existing) = read_record(transaction, &record.id).map_err(sql)?.filter(|r| r.is_live(now)) {
+        // One conditional upsert, like DynamoDB's conditional PutItem: a fresh key costs one
+        // statement and one commit; only a taken key pays for the read of what holds it.
+        self.with_connection("claim", |connection| loop {
+            let written = connection
+                .prepare_cached(
+                    "INSERT INTO idempotency
+                         (id, status, expiration, in_progress_expiration, payload_hash, result, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT (id) DO UPDATE SET
+                         status = excluded.status, expiration = excluded.expiration,
+                         in_progress_expiration = excluded.in_progress_expiration,
+                         payload_hash = excluded.payload_hash, result = excluded.result,
+                         updated_at = excluded.updated_at
+                     WHERE idempotency.expiration < ?8
+                        OR (idempotency.status = 'IN_PROGRESS' AND idempotency.in_progress_expiration < ?9)",
+                )?
+                .execute(params![
+                    record.id,
+                    record.status.as_str(),
+                    record.expiration,
+                    record.in_progress_expiration,
+                    record.payload_hash,
+                    record.result.as_ref().map(|result| result.to_string()),
+                    record.updated_at,
+                    now.secs,
+                    now.millis,
+                ])?;
+            if written == 1 {
+                return Ok(Claim::Acquired);
+            }
+            // Taken: read what holds it. Another process may have released it in between;
+            // then the claim is tried again.
+            if let Some(existing) = read_record(connection, &record.id)? {
                 return Ok(Claim::Existing(existing));
             }
-            write_record(transaction, record).map_err(sql)?;
-            Ok(Claim::Acquired)
         })
     }
 
