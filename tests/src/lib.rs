@@ -205,7 +205,7 @@ pub async fn verify_ses_identity(config: &aws_config::SdkConfig, sender: &str) {
 /// Runs an async scenario `fn scenario(Function)` on both stores, as two tests named
 /// `scenario::embedded` and `scenario::dynamodb` (the latter skipped without a local AWS API).
 ///
-/// ```ignore
+/// ```text
 /// e2e::on_both_stores!(clean_batch_is_processed_once, embedded(), dynamodb());
 /// ```
 #[macro_export]

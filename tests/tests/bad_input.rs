@@ -8,8 +8,10 @@ use e2e::{binary, run, Run};
 
 const FUNCTIONS: [&str; 4] = ["email", "shipping", "inventory", "points"];
 /// An endpoint where nothing listens: every AWS call fails to connect.
-const UNREACHABLE: [(&str, &str); 4] = [
+const UNREACHABLE: [(&str, &str); 6] = [
     ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+    ("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9"),
+    ("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:9"),
     ("AWS_ACCESS_KEY_ID", "x"),
     ("AWS_SECRET_ACCESS_KEY", "x"),
     ("AWS_REGION", "us-east-1"),

@@ -75,8 +75,23 @@ impl Setup {
         run.json().as_array().expect("a JSON list").clone()
     }
 
-    /// The mails moto accepted from this test's sender, in the order they were sent.
+    /// The mails moto accepted from this test's sender, in the order they were sent. moto's
+    /// model dump is read until two reads agree: under load a dump taken while other tests
+    /// write can come back without the latest mails.
     fn sent(&self) -> Vec<Value> {
+        let mut last = self.sent_once();
+        for _ in 0..10 {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            let now = self.sent_once();
+            if now == last && !now.is_empty() {
+                break;
+            }
+            last = now;
+        }
+        last
+    }
+
+    fn sent_once(&self) -> Vec<Value> {
         let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("local_aws() checked it");
         let authority = endpoint.trim_start_matches("http://").trim_end_matches('/');
         let mut stream = TcpStream::connect(authority).unwrap_or_else(|e| panic!("cannot connect to moto at {authority}: {e}"));
