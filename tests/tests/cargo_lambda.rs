@@ -46,8 +46,14 @@ impl Drop for Watch {
     }
 }
 
+/// cargo-lambda from the project's .venv (where scripts/test installs it), or from PATH.
+fn cargo_lambda() -> std::path::PathBuf {
+    let local = workspace_root().join(".venv/bin/cargo-lambda");
+    if local.exists() { local } else { "cargo-lambda".into() }
+}
+
 fn cargo_lambda_available() -> bool {
-    let available = Command::new("cargo-lambda").arg("--help").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
+    let available = Command::new(cargo_lambda()).arg("--help").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
     assert!(
         available || std::env::var_os("SQS_KIT_TEST_REQUIRE_AWS").is_none(),
         "cargo-lambda is not on PATH: scripts/test installs it into .venv"
@@ -71,7 +77,7 @@ async fn cargo_lambda_invoke_answers_what_replay_prints() {
     }
 
     let port = free_port();
-    let mut watch = Command::new("cargo-lambda");
+    let mut watch = Command::new(cargo_lambda());
     watch
         .args(["lambda", "watch", "--ignore-changes", "--quiet", "--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()])
         .current_dir(workspace_root())
@@ -91,7 +97,7 @@ async fn cargo_lambda_invoke_answers_what_replay_prints() {
         // The first invoke of a function compiles and starts it: retry until the emulator answers.
         let started = Instant::now();
         let invoked = loop {
-            let output: Run = Command::new("cargo-lambda")
+            let output: Run = Command::new(cargo_lambda())
                 .args(["lambda", "invoke", function, "--data-file", &event, "--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string(), "--output-format", "json"])
                 .current_dir(workspace_root())
                 .output()

@@ -19,9 +19,10 @@ pub enum Command {
     /// outbox, or with --store dynamodb [{..., "messageId"}] from the idempotency table.
     Outbox {
         /// With --store dynamodb: the function whose idempotency records to read, by its
-        /// deployed name (`<stack>-email`).
-        #[arg(long, env = sqs_kit::env::FUNCTION_NAME, default_value = "email")]
-        function: String,
+        /// deployed name (`<stack>-email`); default AWS_LAMBDA_FUNCTION_NAME, else `email`,
+        /// the same name `replay` and `poll` key their records with.
+        #[arg(long)]
+        function: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -30,6 +31,9 @@ pub enum Command {
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Outbox { function, store } => {
+            let function = function
+                .or_else(|| sqs_kit::env::var(sqs_kit::env::FUNCTION_NAME))
+                .unwrap_or_else(|| "email".to_owned());
             let mails = match store.open().await? {
                 Backend::Embedded(store) => outbox::list(store.state_dir())?,
                 Backend::DynamoDb(store) => sent_through_ses(&store, &function).await?,

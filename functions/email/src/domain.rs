@@ -274,7 +274,7 @@ mod tests {
         let json = serde_json::to_string(&sent).unwrap();
         assert_eq!(json, r#"{"eventId":"e-1","orderId":"ORD-1","kind":"cancellation","messageId":"m-1"}"#);
         assert_eq!(serde_json::from_str::<SentMail>(&json).unwrap(), sent);
-        let local = r#"{"eventId":"e-1","orderId":"ORD-1","kind":"confirmation","path":"/tmp/outbox/e-1.eml"}"#;
+        let local = r#"{"eventId":"e-1","orderId":"ORD-1","kind":"confirmation","path":".local/outbox/e-1.eml"}"#;
         assert!(matches!(serde_json::from_str::<SentMail>(local).unwrap().delivery, Delivery::Outbox { .. }));
     }
 }

@@ -148,8 +148,11 @@ pub fn duplicate_and_malformed(shipping: &Shipping) {
     let first = shipping.replay(&sample("duplicate-and-malformed.json"));
     // Only the malformed body goes back to the queue (and, after maxReceiveCount, to the DLQ).
     assert_eq!(failures(&first), vec![malformed.clone()], "{first:?}");
-    assert!(outcome(&first, &ids[0]).contains("processed"), "{}", first.stderr);
-    assert!(outcome(&first, &ids[1]).contains("duplicate (skipped)"), "the second copy of ORD-1001: {}", first.stderr);
+    // The two copies of ORD-1001 run side by side and share one handler call: whichever
+    // starts first is processed, the other reported as its duplicate.
+    let copies = [outcome(&first, &ids[0]), outcome(&first, &ids[1])];
+    assert_eq!(copies.iter().filter(|o| o.contains("processed")).count(), 1, "{}", first.stderr);
+    assert_eq!(copies.iter().filter(|o| o.contains("duplicate (skipped)")).count(), 1, "{}", first.stderr);
     assert!(outcome(&first, &malformed).contains("failed (permanent)"), "{}", first.stderr);
     assert!(outcome(&first, &ids[3]).contains("processed"), "{}", first.stderr);
     assert_eq!(shipping.status("ORD-1001"), created_status("ORD-1001"));
