@@ -26,6 +26,8 @@ struct Measured {
 
 /// Runs `command` to its end and reads its own resource usage with `wait4`, which (unlike
 /// `getrusage(RUSAGE_CHILDREN)`) gives this child's peak memory alone.
+// The child is reaped by wait4, not by Child::wait.
+#[allow(clippy::zombie_processes)]
 fn measured(mut command: Command) -> Measured {
     let stderr = tempfile::NamedTempFile::new().unwrap();
     command.stdout(Stdio::null()).stderr(Stdio::from(stderr.reopen().unwrap()));
