@@ -321,3 +321,35 @@ impl Topology {
         command
     }
 }
+
+/// An event file under the workspace root with its records in reverse order, written to a
+/// temporary file: the order a redrive or a retry can deliver them in.
+pub fn reversed_event(file: &str) -> tempfile::NamedTempFile {
+    let mut event: serde_json::Value = serde_json::from_str(&read_event(file)).expect("event files are JSON");
+    event["Records"].as_array_mut().expect("an SQS event has Records").reverse();
+    let reversed = tempfile::NamedTempFile::new().expect("a temporary file");
+    std::fs::write(reversed.path(), event.to_string()).expect("the temporary file is writable");
+    reversed
+}
+
+/// The SKUs (and unit prices) of generated orders.
+pub const SKUS: [(&str, i64); 3] = [("SKU-KEYBOARD", 89_000), ("SKU-MOUSE", 25_000), ("SKU-PAD", 12_000)];
+
+/// A valid `OrderPlaced` event whose items and quantities vary with `n`, with a total that
+/// matches them.
+pub fn generated_order(n: usize, event_id: &str, order_id: &str, customer_id: &str) -> serde_json::Value {
+    let items: Vec<serde_json::Value> = (0..1 + n % 3)
+        .map(|i| {
+            let (sku, price) = SKUS[(n + i) % SKUS.len()];
+            serde_json::json!({"sku": sku, "quantity": 1 + (n + i) % 2, "unitPrice": price})
+        })
+        .collect();
+    let total: i64 = items.iter().map(|i| i["quantity"].as_i64().unwrap() * i["unitPrice"].as_i64().unwrap()).sum();
+    serde_json::json!({
+        "eventId": event_id, "eventType": "OrderPlaced", "occurredAt": "2026-11-24T09:00:00Z",
+        "orderId": order_id, "customerId": customer_id,
+        "customerEmail": format!("{}@example.com", customer_id.to_lowercase()),
+        "items": items, "totalAmount": total, "currency": "KRW",
+        "shippingAddress": {"name": "Minji Kim", "line1": "12 Teheran-ro", "city": "Seoul", "postalCode": "06236", "country": "KR"}
+    })
+}

@@ -23,7 +23,6 @@ const FUNCTIONS: [(&str, &str); 4] =
     [("EmailFunction", "email"), ("ShippingFunction", "shipping"), ("InventoryFunction", "inventory"), ("PointsFunction", "points")];
 const DLQS: [&str; 4] = ["EmailDLQ", "ShippingDLQ", "InventoryDLQ", "PointsDLQ"];
 const SENDER: &str = "chaos@example.com";
-const SKUS: [(&str, i64); 3] = [("SKU-KEYBOARD", 89_000), ("SKU-MOUSE", 25_000), ("SKU-PAD", 12_000)];
 const STOCK: i64 = 1_000_000;
 const CUSTOMERS: usize = 40;
 /// 20 % transient errors, 1 % panics, 1 % of attempts slower than the visibility timeout.
@@ -32,19 +31,7 @@ const VISIBILITY_S: u64 = 3;
 const MAX_RECEIVES: u64 = 10;
 
 fn order(n: usize) -> Value {
-    let items: Vec<Value> = (0..1 + n % 3)
-        .map(|i| {
-            let (sku, price) = SKUS[(n + i) % SKUS.len()];
-            json!({"sku": sku, "quantity": 1 + (n + i) % 2, "unitPrice": price})
-        })
-        .collect();
-    let total: i64 = items.iter().map(|i| i["quantity"].as_i64().unwrap() * i["unitPrice"].as_i64().unwrap()).sum();
-    json!({
-        "eventId": format!("chaos-evt-{n}"), "eventType": "OrderPlaced", "occurredAt": "2026-11-24T09:00:00Z",
-        "orderId": format!("CHAOS-{n}"), "customerId": format!("CUST-{}", n % CUSTOMERS),
-        "customerEmail": format!("c{}@example.com", n % CUSTOMERS), "items": items, "totalAmount": total, "currency": "KRW",
-        "shippingAddress": {"name": "Minji Kim", "line1": "12 Teheran-ro", "city": "Seoul", "postalCode": "06236", "country": "KR"}
-    })
+    e2e::generated_order(n, &format!("chaos-evt-{n}"), &format!("CHAOS-{n}"), &format!("CUST-{}", n % CUSTOMERS))
 }
 
 /// A TCP proxy in front of the local DynamoDB endpoint that can refuse service: during an
@@ -148,7 +135,7 @@ async fn chaos_loses_nothing_and_doubles_nothing() {
     topology.extra_env.push(("AWS_ENDPOINT_URL_DYNAMODB".into(), format!("http://127.0.0.1:{}", outage.port)));
     let chaos = Chaos { topology, logs: tempfile::tempdir().unwrap() };
     e2e::verify_ses_identity(&config, SENDER).await;
-    let levels: Vec<Value> = SKUS.iter().map(|(sku, _)| json!({"sku": sku, "available": STOCK})).collect();
+    let levels: Vec<Value> = e2e::SKUS.iter().map(|(sku, _)| json!({"sku": sku, "available": STOCK})).collect();
     let seed = chaos.logs.path().join("stock.json");
     std::fs::write(&seed, Value::Array(levels).to_string()).unwrap();
     chaos.state("InventoryFunction", &["seed", seed.to_str().unwrap()]);

@@ -16,28 +16,15 @@ const DLQS: [&str; 4] = ["EmailDLQ", "ShippingDLQ", "InventoryDLQ", "PointsDLQ"]
 const SENDER: &str = "orders@example.com";
 /// Orders whose body contains this fail in every function while the "bug" is in place.
 const POISON: &str = "POISON";
-const SKUS: [(&str, i64); 3] = [("SKU-KEYBOARD", 89_000), ("SKU-MOUSE", 25_000), ("SKU-PAD", 12_000)];
 const STOCK: i64 = 1_000;
 
 fn order(n: usize, poison: bool) -> Value {
-    let items: Vec<Value> = (0..1 + n % 3)
-        .map(|i| {
-            let (sku, price) = SKUS[(n + i) % SKUS.len()];
-            json!({"sku": sku, "quantity": 1 + (n + i) % 2, "unitPrice": price})
-        })
-        .collect();
-    let total: i64 = items.iter().map(|i| i["quantity"].as_i64().unwrap() * i["unitPrice"].as_i64().unwrap()).sum();
     let marker = if poison { POISON } else { "ok" };
-    json!({
-        "eventId": format!("evt-{marker}-{n}"), "eventType": "OrderPlaced", "occurredAt": "2026-11-24T09:00:00Z",
-        // Poison orders have a customer of their own: on a FIFO queue a failing message holds back
-        // the later messages of its group, whose receive counts then grow with its own and which
-        // the redrive policy dead-letters with it.
-        "orderId": format!("ORD-{marker}-{n}"),
-        "customerId": if poison { "CUST-POISON".to_owned() } else { format!("CUST-{}", n % 7) },
-        "customerEmail": format!("customer{}@example.com", n % 7), "items": items, "totalAmount": total, "currency": "KRW",
-        "shippingAddress": {"name": "Minji Kim", "line1": "12 Teheran-ro", "city": "Seoul", "postalCode": "06236", "country": "KR"}
-    })
+    // Poison orders have a customer of their own: on a FIFO queue a failing message holds back
+    // the later messages of its group, whose receive counts then grow with its own and which
+    // the redrive policy dead-letters with it.
+    let customer = if poison { "CUST-POISON".to_owned() } else { format!("CUST-{}", n % 7) };
+    e2e::generated_order(n, &format!("evt-{marker}-{n}"), &format!("ORD-{marker}-{n}"), &customer)
 }
 
 struct Pipeline {
@@ -136,7 +123,7 @@ async fn the_pipeline_processes_every_order_once_and_dead_letters_then_redrives_
     topology.extra_env.push(("EMAIL_SENDER".into(), SENDER.into()));
     let pipeline = Pipeline { topology, dir: tempfile::tempdir().unwrap() };
     e2e::verify_ses_identity(&config, SENDER).await;
-    let levels: Vec<Value> = SKUS.iter().map(|(sku, _)| json!({"sku": sku, "available": STOCK})).collect();
+    let levels: Vec<Value> = e2e::SKUS.iter().map(|(sku, _)| json!({"sku": sku, "available": STOCK})).collect();
     let seed_file = pipeline.dir.path().join("stock.json");
     std::fs::write(&seed_file, Value::Array(levels).to_string()).unwrap();
     pipeline.run_function("InventoryFunction", &["seed", seed_file.to_str().unwrap()]);

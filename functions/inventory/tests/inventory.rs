@@ -100,10 +100,7 @@ e2e::on_both_stores!(insufficient_or_unknown_stock_is_a_recorded_rejection, supe
 fn a_cancellation_before_the_order_blocks_a_later_reservation() {
     let env = seeded();
     // The same two records, cancellation first (as after a redrive from the DLQ).
-    let mut event: Value = serde_json::from_str(&e2e::read_event(ORDER_THEN_CANCEL)).unwrap();
-    event["Records"].as_array_mut().unwrap().reverse();
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), event.to_string()).unwrap();
+    let file = e2e::reversed_event(ORDER_THEN_CANCEL);
     let run = env.replay(file.path().to_str().unwrap());
     assert!(run.failures().is_empty());
     assert!(run.stderr.contains("the order was never reserved"), "{}", run.stderr);
