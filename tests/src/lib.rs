@@ -232,8 +232,13 @@ macro_rules! on_both_stores {
 pub fn binary(name: &str) -> PathBuf {
     static BUILT: std::sync::Once = std::sync::Once::new();
     BUILT.call_once(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--bins", "-p", "sqs-kit", "-p", "email", "-p", "shipping", "-p", "inventory", "-p", "points"])
+        let mut build = Command::new(env!("CARGO"));
+        build.args(["build", "--quiet", "--bins", "-p", "sqs-kit", "-p", "email", "-p", "shipping", "-p", "inventory", "-p", "points"]);
+        // The binaries must come from this test's own profile folder, built now, not left over.
+        if !cfg!(debug_assertions) {
+            build.arg("--release");
+        }
+        let status = build
             .current_dir(workspace_root())
             .status()
             .expect("cargo runs");
