@@ -31,16 +31,7 @@ struct Queues {
 async fn queues(config: &aws_config::SdkConfig, visibility: u32, max_receives: u32) -> Queues {
     let client = aws_sdk_sqs::Client::new(config);
     let dlq = client.create_queue().queue_name(e2e::unique_name("dlq")).send().await.unwrap().queue_url.unwrap();
-    let dlq_arn = client
-        .get_queue_attributes()
-        .queue_url(&dlq)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&QueueAttributeName::QueueArn]
-        .clone();
+    let dlq_arn = e2e::queue_arn(&client, &dlq).await;
     let redrive = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receives.to_string()}).to_string();
     let main = client
         .create_queue()

@@ -19,16 +19,7 @@ async fn create_queue(sqs: &aws_sdk_sqs::Client, fifo: bool) -> (String, String)
         request = request.attributes(QueueAttributeName::FifoQueue, "true");
     }
     let url = request.send().await.unwrap().queue_url.unwrap();
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&QueueAttributeName::QueueArn]
-        .clone();
+    let arn = e2e::queue_arn(sqs, &url).await;
     (url, arn)
 }
 
