@@ -124,6 +124,41 @@ async fn sigterm_finishes_the_batch_in_hand_and_loses_nothing() {
     assert_eq!(queues.count(&queues.dlq).await, 0);
 }
 
+#[tokio::test]
+async fn the_batching_window_counts_against_the_visibility_timeout() {
+    let Some(config) = e2e::local_aws().await else { return };
+    let queues = queues(&config, 3, 5).await;
+    queues.send(&[order(1)]).await;
+    let state = tempfile::tempdir().unwrap();
+    // The message is received, then the window waits 2 s for more: 1 s of its 3 s visibility
+    // timeout is left, and a record that needs 1.5 s would still be running when SQS hands the
+    // message to another consumer. It must be reported failed, not deleted late.
+    let run = e2e::run(
+        &common::example_binary(),
+        ["poll", "--queue-url", &queues.main, "--batch-size", "20", "--batching-window", "2", "--max-batches", "1", "--state"]
+            .into_iter()
+            .chain([state.path().to_str().unwrap()]),
+        &[("SQS_KIT_FAULT", "slow:1500")],
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let response: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(response["batchItemFailures"].as_array().map(Vec::len), Some(1), "{run:?}");
+    assert_eq!(queues.count(&queues.main).await, 1, "the message stays for redelivery");
+}
+
+#[tokio::test]
+async fn a_batching_window_as_long_as_the_visibility_timeout_is_refused() {
+    let Some(config) = e2e::local_aws().await else { return };
+    let queues = queues(&config, 2, 5).await;
+    let run = e2e::run(
+        &common::example_binary(),
+        ["poll", "--queue-url", &queues.main, "--batch-size", "20", "--batching-window", "2", "--idle-exit", "3"],
+        &[],
+    );
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.contains("--batching-window 2 must be shorter than the visibility timeout (2 s)"), "{}", run.stderr);
+}
+
 #[test]
 fn a_batch_over_ten_needs_a_batching_window() {
     let run = e2e::run(&common::example_binary(), ["poll", "--queue-url", "http://127.0.0.1:9/q", "--batch-size", "50"], &[]);

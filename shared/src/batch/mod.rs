@@ -310,9 +310,10 @@ fn max_message_age(records: &[Prepared]) -> Option<Duration> {
     Some(Duration::from_millis(now.saturating_sub(oldest)))
 }
 
-/// The span every log line about a record carries: what an operator searches the logs by.
+/// The span every log line about a record carries: what an operator searches the logs by. At
+/// error level, so that no log level the lines pass filters it out.
 fn record_span(meta: &RecordMeta, invocation: &InvocationContext) -> tracing::Span {
-    tracing::info_span!(
+    tracing::error_span!(
         "record",
         message_id = %meta.message_id,
         receive_count = meta.receive_count,

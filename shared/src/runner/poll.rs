@@ -102,6 +102,15 @@ pub(crate) async fn run<S: RecordService>(function_name: &str, processor: &Batch
     let config = aws_config::load_from_env().await;
     let client = Client::new(&config);
     let queue = describe(&client, &args.queue_url).await?;
+    if let Some(window) = args.batching_window.filter(|&window| Duration::from_secs(window) >= queue.visibility_timeout) {
+        return Err(BadInput(format!(
+            "--batching-window {window} must be shorter than the visibility timeout ({} s) of {}: the window spends the \
+             messages' visibility before processing starts",
+            queue.visibility_timeout.as_secs(),
+            queue.url
+        ))
+        .into());
+    }
     tracing::info!(queue = %queue.arn, visibility_timeout_s = queue.visibility_timeout.as_secs(), "polling");
 
     // A short visibility timeout (a test's, or a fast-retrying queue's) must still leave time to
@@ -124,17 +133,17 @@ pub(crate) async fn run<S: RecordService>(function_name: &str, processor: &Batch
             }
             None => MAX_WAIT,
         };
-        let messages = tokio::select! {
+        let batch = tokio::select! {
             received = receive_batch(&client, &queue, args.batch_size, wait, args.batching_window.map(Duration::from_secs)) => received?,
             _ = shutdown.notify.notified() => break,
         };
-        if messages.is_empty() {
+        if batch.messages.is_empty() {
             continue;
         }
         idle_since = Instant::now();
         totals.batches += 1;
-        totals.received += messages.len();
-        let (deleted, left) = process_batch(function_name, processor, &metrics, &client, &queue, messages, totals.batches).await?;
+        totals.received += batch.messages.len();
+        let (deleted, left) = process_batch(function_name, processor, &metrics, &client, &queue, batch, totals.batches).await?;
         totals.deleted += deleted;
         totals.left += left;
     }
@@ -165,6 +174,14 @@ async fn describe(client: &Client, url: &str) -> anyhow::Result<Queue> {
     Ok(Queue { url: url.to_owned(), arn, region, visibility_timeout })
 }
 
+/// Messages received for one batch.
+struct Batch {
+    messages: Vec<Message>,
+    /// When the first of them was received: their visibility timeout started then, not when the
+    /// batching window closed.
+    received_at: SystemTime,
+}
+
 /// One long poll, then, with a batching window, more receives until the batch is full or the
 /// window has passed.
 async fn receive_batch(
@@ -173,8 +190,9 @@ async fn receive_batch(
     batch_size: usize,
     wait: Duration,
     window: Option<Duration>,
-) -> anyhow::Result<Vec<Message>> {
+) -> anyhow::Result<Batch> {
     let mut messages = receive(client, queue, batch_size.min(RECEIVE_LIMIT), wait).await?;
+    let received_at = SystemTime::now();
     if let (Some(window), false) = (window, messages.is_empty()) {
         let started = Instant::now();
         while messages.len() < batch_size && started.elapsed() < window {
@@ -183,7 +201,7 @@ async fn receive_batch(
             messages.extend(more);
         }
     }
-    Ok(messages)
+    Ok(Batch { messages, received_at })
 }
 
 async fn receive(client: &Client, queue: &Queue, max: usize, wait: Duration) -> anyhow::Result<Vec<Message>> {
@@ -207,12 +225,11 @@ async fn process_batch<S: RecordService>(
     metrics: &crate::metrics::Metrics,
     client: &Client,
     queue: &Queue,
-    messages: Vec<Message>,
+    Batch { messages, received_at }: Batch,
     number: usize,
 ) -> anyhow::Result<(usize, usize)> {
-    // The receive started the messages' visibility timeouts: past it, SQS hands them to another
-    // consumer, so no record may start after it.
-    let received_at = SystemTime::now();
+    // The first receive started the visibility timeouts: past them, SQS hands the messages to
+    // another consumer, so no record may start after the earliest one ends.
     let receipts: HashMap<String, String> = messages
         .iter()
         .filter_map(|m| Some((m.message_id.clone()?, m.receipt_handle.clone()?)))
