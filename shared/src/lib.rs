@@ -13,6 +13,7 @@ pub mod handler;
 pub mod idempotency;
 pub mod metrics;
 pub mod record;
+pub mod redact;
 pub mod runner;
 pub mod store;
 pub mod tool;

@@ -80,6 +80,22 @@ fn all_failed_batch_still_lists_every_record_and_says_lambda_saw_an_error() {
     assert!(text(&output.stderr).contains("Lambda would have seen a function error"));
 }
 
+#[test]
+fn an_address_in_a_wrongly_typed_field_stays_out_of_the_output() {
+    // serde quotes the value it could not use; here it is an e-mail address in the wrong field.
+    let body = serde_json::json!({
+        "eventId": "evt-pii", "eventType": "OrderPlaced", "occurredAt": "2026-11-24T09:00:00Z", "orderId": "ORD-PII",
+        "customerId": "CUST-1", "customerEmail": "minji@example.com", "totalAmount": "minji@example.com", "currency": "KRW",
+        "items": [{"sku": "SKU-PAD", "quantity": 1, "unitPrice": 12000}]
+    });
+    let event = serde_json::json!({"Records": [{"messageId": "pii-1", "body": body.to_string(), "eventSource": "aws:sqs"}]});
+    let output = replay(&["-"], Some(&event.to_string()));
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains(r#"invalid type: string "<address>""#), "the reason still says what is wrong: {stderr}");
+    assert!(!stderr.contains('@'), "no e-mail address on stderr: {stderr}");
+}
+
 fn assert_bad_input(output: &Output, expected: &str) {
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");

@@ -98,7 +98,7 @@ pub struct SentMail {
 ///
 /// Adapters decide the failure kind, because only they know what their errors mean: a full
 /// disk or a throttled API is transient, a message the service refuses is permanent. Their
-/// reasons end up in logs and must not contain addresses (see [`redact_addresses`]).
+/// reasons end up in logs and must not contain addresses (see [`sqs_kit::redact::email_addresses`]).
 #[async_trait]
 pub trait Mailer: Send + Sync + 'static {
     async fn send(&self, mail: &Mail) -> Result<Delivery, RecordError>;
@@ -198,35 +198,6 @@ pub fn sender_address(sender: &str) -> &str {
     }
 }
 
-/// `text` with every e-mail address replaced by `<address>`: for error messages from
-/// services (SES quotes the addresses it refuses) before they reach a log line.
-pub fn redact_addresses(text: &str) -> String {
-    let is_part = |c: char| !(c.is_whitespace() || "<>()[],;:\"'`".contains(c));
-    let mut out = String::with_capacity(text.len());
-    let mut word = String::new();
-    let flush = |word: &mut String, out: &mut String| {
-        if word.contains('@') {
-            // Keep trailing punctuation: "... a@b.com." reads better as "... <address>."
-            let kept = word.trim_end_matches(['.', '!', '?']).len();
-            out.push_str("<address>");
-            out.push_str(&word[kept..]);
-        } else {
-            out.push_str(word);
-        }
-        word.clear();
-    };
-    for c in text.chars() {
-        if is_part(c) {
-            word.push(c);
-        } else {
-            flush(&mut word, &mut out);
-            out.push(c);
-        }
-    }
-    flush(&mut word, &mut out);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,15 +223,6 @@ mod tests {
         assert!(check_sender("Shop <orders@example.com>\r\nBcc: x@example.com").is_err());
         let error = check_sender("orders").unwrap_err().to_string();
         assert!(error.starts_with("EMAIL_SENDER is not a usable From address"), "{error}");
-    }
-
-    #[test]
-    fn addresses_are_redacted_from_service_messages() {
-        assert_eq!(
-            redact_addresses("Email address is not verified. The following identities failed the check in region US-EAST-1: a@b.com, Shop <c@d.org>."),
-            "Email address is not verified. The following identities failed the check in region US-EAST-1: <address>, Shop <<address>>."
-        );
-        assert_eq!(redact_addresses("no address here: 12 @ 3"), "no address here: 12 <address> 3");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use sqs_kit::RecordError;
 use tokio::sync::OnceCell;
 
-use crate::domain::{redact_addresses, Delivery, Mail, Mailer};
+use crate::domain::{Delivery, Mail, Mailer};
 use crate::mime;
 
 /// SES's limit on a custom header value.
@@ -97,7 +97,7 @@ fn failure<R: std::fmt::Debug>(mail: &Mail, error: SdkError<SendEmailError, R>) 
         }
         other => DisplayErrorContext(other).to_string(),
     };
-    let detail = redact_addresses(&detail);
+    let detail = sqs_kit::redact::email_addresses(&detail);
     let what = format!("the {} mail for order {} (event {})", mail.kind.as_str(), mail.order_id, mail.event_id);
     match error.as_service_error() {
         Some(SendEmailError::MessageRejected(_) | SendEmailError::BadRequestException(_)) => RecordError::permanent(format!(

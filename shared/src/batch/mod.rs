@@ -323,13 +323,16 @@ fn record_span(meta: &RecordMeta, invocation: &InvocationContext) -> tracing::Sp
     )
 }
 
-/// Logs a record's outcome; called inside its span, which names the record.
+/// Logs a record's outcome; called inside its span, which names the record. A handler's reason
+/// may quote the body, so addresses are taken out of it.
 fn log_outcome(outcome: &Outcome) {
     match outcome {
         Outcome::Processed(_) => tracing::debug!("record processed"),
         Outcome::Duplicate(_) => tracing::info!("record skipped: already processed"),
-        Outcome::Failed(error) if error.is_permanent() => tracing::error!(reason = error.reason(), "record failed permanently"),
-        Outcome::Failed(error) => tracing::warn!(reason = error.reason(), "record failed, will be retried"),
+        Outcome::Failed(error) if error.is_permanent() => {
+            tracing::error!(reason = crate::redact::email_addresses(error.reason()), "record failed permanently")
+        }
+        Outcome::Failed(error) => tracing::warn!(reason = crate::redact::email_addresses(error.reason()), "record failed, will be retried"),
         Outcome::NotAttempted(skip) => tracing::warn!(reason = %skip, "record not attempted"),
     }
 }
