@@ -152,7 +152,7 @@ async fn scan(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Vec<HashMap<S
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_loses_nothing_and_doubles_nothing() {
     let Some(config) = local_aws().await else { return };
-    let orders_count: usize = std::env::var("CHAOS_ORDERS").ok().and_then(|n| n.parse().ok()).unwrap_or(200);
+    let orders_count: usize = std::env::var("CHAOS_ORDERS").ok().and_then(|n| n.parse().ok()).unwrap_or(2000);
     let started = Instant::now();
     let upstream = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
         .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))

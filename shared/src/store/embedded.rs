@@ -6,12 +6,13 @@
 //! Writes take SQLite's write lock up front (`BEGIN IMMEDIATE`) and WAL mode lets readers go on,
 //! so two processes replaying at once serialize their claims instead of both winning.
 
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{wrong_write_kind, BusinessWrite, Claim, CommitFailure, IdempotencyStore, StoreError};
 use crate::idempotency::{IdempotencyRecord, Now, Status};
@@ -22,8 +23,8 @@ pub const DATABASE_FILE: &str = "sqs-kit.sqlite3";
 /// How long a writer waits for another process's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// SQL a function runs inside the store's transaction.
-pub type EmbeddedWrite = Box<dyn FnOnce(&Transaction<'_>) -> Result<(), WriteRejected> + Send>;
+/// SQL a function runs inside the store's transaction, within a savepoint of its own.
+pub type EmbeddedWrite = Box<dyn FnOnce(&Connection) -> Result<(), WriteRejected> + Send>;
 
 /// Why an [`EmbeddedWrite`] did not apply.
 #[derive(Debug, thiserror::Error)]
@@ -35,10 +36,33 @@ pub enum WriteRejected {
     Sql(#[from] rusqlite::Error),
 }
 
+/// The embedded store. Claims, completions, releases and commits are group-committed: the
+/// records of a batch reach the store at about the same time, and one transaction (one write to
+/// the WAL) carries the operations that are waiting when it starts, each answered only once
+/// that transaction has committed. Durability per operation is what it would be alone; the
+/// cost of a commit is shared (see the per-record figures in the README's Performance).
 pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     state_dir: PathBuf,
     connection: Mutex<Connection>,
+    waiting: Mutex<Waiting>,
 }
+
+/// Operations waiting for the next group commit.
+#[derive(Default)]
+struct Waiting {
+    operations: Vec<Operation>,
+    /// A group commit is scheduled and has not taken the waiting operations yet.
+    scheduled: bool,
+}
+
+/// A store operation for a group commit. It runs inside the group's transaction (or learns why
+/// there is none) and returns how to answer once the commit's outcome is known.
+type Operation = Box<dyn FnOnce(Result<&mut Connection, String>) -> Answer + Send>;
+type Answer = Box<dyn FnOnce(Result<(), String>) + Send>;
 
 impl EmbeddedStore {
     /// Opens (creating if needed) the database in `state_dir`.
@@ -67,37 +91,135 @@ impl EmbeddedStore {
                  );",
             )
             .map_err(|e| fail(e.to_string()))?;
-        Ok(Self { state_dir, connection: Mutex::new(connection) })
+        let inner = Inner { state_dir, connection: Mutex::new(connection), waiting: Mutex::default() };
+        Ok(Self { inner: Arc::new(inner) })
     }
 
     pub fn state_dir(&self) -> &Path {
-        &self.state_dir
+        &self.inner.state_dir
     }
 
-    /// Runs `f` on the store's connection: for a function's schema, seeding and reads.
+    /// Runs `f` on the store's connection, outside the group commits: for a function's schema,
+    /// seeding and reads.
     pub fn with_connection<T>(&self, operation: &'static str, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
-        let mut connection = self.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        f(&mut connection).map_err(|e| self.error(operation, e))
+        let mut connection = self.inner.lock_connection();
+        f(&mut connection).map_err(|e| self.inner.error(operation, e))
+    }
+
+    /// Runs `f` in the next group commit and answers once that has committed.
+    async fn grouped<T, E>(&self, operation: &'static str, f: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let inner = Arc::clone(&self.inner);
+        let run: Operation = Box::new(move |connection| {
+            let outcome = match connection {
+                Ok(connection) => f(connection),
+                Err(cause) => Err(inner.error(operation, cause).into()),
+            };
+            Box::new(move |committed| {
+                let outcome = match (outcome, committed) {
+                    (Ok(value), Ok(())) => Ok(value),
+                    (Ok(_), Err(cause)) => Err(inner.error(operation, cause).into()),
+                    (Err(error), _) => Err(error),
+                };
+                let _ = reply.send(outcome);
+            })
+        });
+        Inner::enqueue(&self.inner, run);
+        match answer.await {
+            Ok(outcome) => outcome,
+            // Dropped unanswered: the operation panicked (a function's write, say).
+            Err(_) => Err(self.inner.error(operation, "the operation panicked inside the store's transaction; nothing was written").into()),
+        }
+    }
+
+    /// [`Self::grouped`] for SQL that fails only with SQLite's errors.
+    async fn grouped_sql<T: Send + 'static>(
+        &self,
+        operation: &'static str,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = Arc::clone(&self.inner);
+        self.grouped(operation, move |connection| f(connection).map_err(|e| inner.error(operation, e))).await
+    }
+}
+
+impl Inner {
+    fn lock_connection(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn describe(&self) -> String {
+        format!("embedded store at {}", self.state_dir.display())
     }
 
     fn error(&self, operation: &'static str, cause: impl ToString) -> StoreError {
         StoreError { store: self.describe(), operation, cause: cause.to_string() }
     }
 
-    /// Runs `f` in one write transaction; the calls are short, so they run on the caller's
-    /// thread rather than paying for a hop to a blocking pool on every record.
-    fn write<T, E: From<StoreError>>(
-        &self,
-        operation: &'static str,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
-    ) -> Result<T, E> {
-        let mut connection = self.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let transaction = connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| self.error(operation, e))?;
-        let value = f(&transaction)?;
-        transaction.commit().map_err(|e| self.error(operation, e))?;
-        Ok(value)
+    /// Queues `operation` and, unless one is already due, schedules a group commit. It runs on
+    /// the blocking pool: SQLite blocks, and by the time the pool's thread starts, the other
+    /// records that were ready have queued theirs.
+    fn enqueue(this: &Arc<Self>, operation: Operation) {
+        let schedule = {
+            let mut waiting = this.waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            waiting.operations.push(operation);
+            !std::mem::replace(&mut waiting.scheduled, true)
+        };
+        if schedule {
+            let this = Arc::clone(this);
+            tokio::task::spawn_blocking(move || this.group_commit());
+        }
+    }
+
+    fn group_commit(&self) {
+        // The connection first: operations queued while an earlier group commits join this one.
+        let mut connection = self.lock_connection();
+        let operations = {
+            let mut waiting = self.waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            waiting.scheduled = false;
+            std::mem::take(&mut waiting.operations)
+        };
+        if operations.is_empty() {
+            return;
+        }
+        if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
+            let cause = error.to_string();
+            for operation in operations {
+                operation(Err(cause.clone()))(Err(cause.clone()));
+            }
+            return;
+        }
+        let mut answers = Vec::with_capacity(operations.len());
+        for operation in operations {
+            // Some SQLite errors (a full disk, say) roll the whole transaction back: what
+            // follows would run outside it, so it is refused.
+            let connection_in_transaction = if connection.is_autocommit() {
+                Err("an earlier operation's error ended the transaction".to_owned())
+            } else {
+                Ok(&mut *connection)
+            };
+            // A panic drops the operation's reply, which its caller reads as a failure; the
+            // savepoint of a commit rolls back as it unwinds.
+            if let Ok(answer) = std::panic::catch_unwind(AssertUnwindSafe(|| operation(connection_in_transaction))) {
+                answers.push(answer);
+            }
+        }
+        let committed = if connection.is_autocommit() {
+            Err("the transaction was rolled back by an error".to_owned())
+        } else {
+            connection.execute_batch("COMMIT").map_err(|error| {
+                let _ = connection.execute_batch("ROLLBACK");
+                error.to_string()
+            })
+        };
+        drop(connection);
+        for answer in answers {
+            answer(committed.clone());
+        }
     }
 }
 
@@ -142,82 +264,91 @@ fn write_record(transaction: &Connection, record: &IdempotencyRecord) -> rusqlit
     Ok(())
 }
 
+/// The claim: one conditional upsert, like DynamoDB's conditional PutItem. A fresh key costs
+/// one statement; only a taken key pays for the read of what holds it.
+fn claim_in(connection: &Connection, record: &IdempotencyRecord, now: Now) -> rusqlite::Result<Claim> {
+    let written = connection
+        .prepare_cached(
+            "INSERT INTO idempotency
+                 (id, status, expiration, in_progress_expiration, payload_hash, result, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (id) DO UPDATE SET
+                 status = excluded.status, expiration = excluded.expiration,
+                 in_progress_expiration = excluded.in_progress_expiration,
+                 payload_hash = excluded.payload_hash, result = excluded.result,
+                 updated_at = excluded.updated_at
+             WHERE idempotency.expiration < ?8
+                OR (idempotency.status = 'IN_PROGRESS' AND idempotency.in_progress_expiration < ?9)",
+        )?
+        .execute(params![
+            record.id,
+            record.status.as_str(),
+            record.expiration,
+            record.in_progress_expiration,
+            record.payload_hash,
+            record.result.as_ref().map(|result| result.to_string()),
+            record.updated_at,
+            now.secs,
+            now.millis,
+        ])?;
+    if written == 1 {
+        return Ok(Claim::Acquired);
+    }
+    // Inside the transaction, what refused the upsert is still there to read.
+    match read_record(connection, &record.id)? {
+        Some(existing) => Ok(Claim::Existing(existing)),
+        None => Err(rusqlite::Error::QueryReturnedNoRows),
+    }
+}
+
 #[async_trait]
 impl IdempotencyStore for EmbeddedStore {
     fn describe(&self) -> String {
-        format!("embedded store at {}", self.state_dir.display())
+        self.inner.describe()
     }
 
     async fn claim(&self, record: &IdempotencyRecord, now: Now) -> Result<Claim, StoreError> {
-        // One conditional upsert, like DynamoDB's conditional PutItem: a fresh key costs one
-        // statement and one commit; only a taken key pays for the read of what holds it.
-        self.with_connection("claim", |connection| loop {
-            let written = connection
-                .prepare_cached(
-                    "INSERT INTO idempotency
-                         (id, status, expiration, in_progress_expiration, payload_hash, result, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                     ON CONFLICT (id) DO UPDATE SET
-                         status = excluded.status, expiration = excluded.expiration,
-                         in_progress_expiration = excluded.in_progress_expiration,
-                         payload_hash = excluded.payload_hash, result = excluded.result,
-                         updated_at = excluded.updated_at
-                     WHERE idempotency.expiration < ?8
-                        OR (idempotency.status = 'IN_PROGRESS' AND idempotency.in_progress_expiration < ?9)",
-                )?
-                .execute(params![
-                    record.id,
-                    record.status.as_str(),
-                    record.expiration,
-                    record.in_progress_expiration,
-                    record.payload_hash,
-                    record.result.as_ref().map(|result| result.to_string()),
-                    record.updated_at,
-                    now.secs,
-                    now.millis,
-                ])?;
-            if written == 1 {
-                return Ok(Claim::Acquired);
-            }
-            // Taken: read what holds it. Another process may have released it in between;
-            // then the claim is tried again.
-            if let Some(existing) = read_record(connection, &record.id)? {
-                return Ok(Claim::Existing(existing));
-            }
-        })
+        let record = record.clone();
+        self.grouped_sql("claim", move |connection| claim_in(connection, &record, now)).await
     }
 
     async fn complete(&self, record: &IdempotencyRecord) -> Result<(), StoreError> {
-        self.with_connection("complete", |connection| write_record(connection, record))
+        let record = record.clone();
+        self.grouped_sql("complete", move |connection| write_record(connection, &record)).await
     }
 
     async fn release(&self, id: &str) -> Result<(), StoreError> {
-        self.with_connection("release", |connection| {
+        let id = id.to_owned();
+        self.grouped_sql("release", move |connection| {
             connection.prepare_cached("DELETE FROM idempotency WHERE id = ?1 AND status = 'IN_PROGRESS'")?.execute([id]).map(drop)
         })
+        .await
     }
 
     async fn commit(&self, record: &IdempotencyRecord, writes: Vec<BusinessWrite>, now: Now) -> Result<(), CommitFailure> {
-        self.write("commit", |transaction| {
-            let existing = read_record(transaction, &record.id).map_err(|e| self.error("commit", e))?;
-            if let Some(existing) = existing.filter(|r| r.is_live(now)) {
+        let record = record.clone();
+        let inner = Arc::clone(&self.inner);
+        self.grouped("commit", move |connection| {
+            let sql = |e: rusqlite::Error| CommitFailure::from(inner.error("commit", e));
+            // A savepoint: a rejected write undoes this commit's writes, not its group's.
+            let savepoint = connection.savepoint().map_err(sql)?;
+            if let Some(existing) = read_record(&savepoint, &record.id).map_err(sql)?.filter(|r| r.is_live(now)) {
                 return Err(CommitFailure::ClaimLost(Some(existing)));
             }
             for (index, write) in writes.into_iter().enumerate() {
                 let BusinessWrite::Embedded(write) = write else {
-                    return Err(wrong_write_kind(&self.describe(), &write));
+                    return Err(wrong_write_kind(&inner.describe(), &write));
                 };
-                match write(transaction) {
+                match write(&savepoint) {
                     Ok(()) => {}
-                    Err(WriteRejected::Condition(reason)) => {
-                        return Err(CommitFailure::BusinessCondition { index, reason })
-                    }
-                    Err(WriteRejected::Sql(e)) => return Err(self.error("commit", e).into()),
+                    Err(WriteRejected::Condition(reason)) => return Err(CommitFailure::BusinessCondition { index, reason }),
+                    Err(WriteRejected::Sql(e)) => return Err(sql(e)),
                 }
             }
-            write_record(transaction, record).map_err(|e| self.error("commit", e))?;
-            Ok(())
+            write_record(&savepoint, &record).map_err(sql)?;
+            savepoint.commit().map_err(sql)
         })
+        .await
     }
 
     async fn get(&self, id: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
