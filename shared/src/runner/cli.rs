@@ -40,7 +40,8 @@ pub(crate) struct PollArgs {
     /// Messages per batch (SQS returns at most 10 per receive; more needs --batching-window).
     #[arg(long, default_value_t = 10)]
     pub batch_size: usize,
-    /// Seconds to keep gathering a batch after the first message arrived.
+    /// Seconds to keep gathering a batch after the first message arrived. The window spends
+    /// the first messages' visibility timeout, so it must be shorter than the queue's.
     #[arg(long)]
     pub batching_window: Option<u64>,
     /// Stop after this many batches.

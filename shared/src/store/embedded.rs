@@ -88,7 +88,7 @@ impl EmbeddedStore {
                      payload_hash TEXT NOT NULL,
                      result TEXT,
                      updated_at INTEGER NOT NULL
-                 );",
+                 ) WITHOUT ROWID;",
             )
             .map_err(|e| fail(e.to_string()))?;
         let inner = Inner { state_dir, connection: Mutex::new(connection), waiting: Mutex::default() };
@@ -128,7 +128,13 @@ impl EmbeddedStore {
                 let _ = reply.send(outcome);
             })
         });
-        Inner::enqueue(&self.inner, run);
+        if self.inner.enqueue(run) {
+            // This operation leads the next group: the records that are ready get a turn to
+            // queue theirs, then the group commits on this thread.
+            let mut leader = Leader { inner: &self.inner, pending: true };
+            tokio::task::yield_now().await;
+            leader.commit();
+        }
         match answer.await {
             Ok(outcome) => outcome,
             // Dropped unanswered: the operation panicked (a function's write, say).
@@ -160,19 +166,11 @@ impl Inner {
         StoreError { store: self.describe(), operation, cause: cause.to_string() }
     }
 
-    /// Queues `operation` and, unless one is already due, schedules a group commit. It runs on
-    /// the blocking pool: SQLite blocks, and by the time the pool's thread starts, the other
-    /// records that were ready have queued theirs.
-    fn enqueue(this: &Arc<Self>, operation: Operation) {
-        let schedule = {
-            let mut waiting = this.waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            waiting.operations.push(operation);
-            !std::mem::replace(&mut waiting.scheduled, true)
-        };
-        if schedule {
-            let this = Arc::clone(this);
-            tokio::task::spawn_blocking(move || this.group_commit());
-        }
+    /// Queues `operation`; whether it leads a group, that is, no group commit is due yet.
+    fn enqueue(&self, operation: Operation) -> bool {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        waiting.operations.push(operation);
+        !std::mem::replace(&mut waiting.scheduled, true)
     }
 
     fn group_commit(&self) {
@@ -223,6 +221,28 @@ impl Inner {
     }
 }
 
+/// The duty of the operation that leads a group: commit it. A leader dropped before it could
+/// (its record was cancelled) still commits, so that nobody waits on it forever.
+struct Leader<'a> {
+    inner: &'a Inner,
+    pending: bool,
+}
+
+impl Leader<'_> {
+    fn commit(&mut self) {
+        self.pending = false;
+        self.inner.group_commit();
+    }
+}
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        if self.pending {
+            self.inner.group_commit();
+        }
+    }
+}
+
 fn read_record(transaction: &Connection, id: &str) -> rusqlite::Result<Option<IdempotencyRecord>> {
     // Cached statements: parsing SQL costs more than running these one-row statements.
     transaction
@@ -246,52 +266,57 @@ fn read_record(transaction: &Connection, id: &str) -> rusqlite::Result<Option<Id
         .optional()
 }
 
-fn write_record(transaction: &Connection, record: &IdempotencyRecord) -> rusqlite::Result<()> {
-    transaction.prepare_cached(
-        "INSERT OR REPLACE INTO idempotency
+/// Writing a record: an upsert (INSERT OR REPLACE would delete the row and insert it again).
+macro_rules! upsert_sql {
+    () => {
+        "INSERT INTO idempotency
              (id, status, expiration, in_progress_expiration, payload_hash, result, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![
-            record.id,
-            record.status.as_str(),
-            record.expiration,
-            record.in_progress_expiration,
-            record.payload_hash,
-            record.result.as_ref().map(|result| result.to_string()),
-            record.updated_at,
-        ])?;
-    Ok(())
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (id) DO UPDATE SET
+             status = excluded.status, expiration = excluded.expiration,
+             in_progress_expiration = excluded.in_progress_expiration,
+             payload_hash = excluded.payload_hash, result = excluded.result,
+             updated_at = excluded.updated_at"
+    };
+}
+
+/// Writes `record` over the row with its id; with `claim_at`, only over a row that no longer
+/// blocks a claim at that time (the rule of [`IdempotencyRecord::is_live`]). Whether it wrote.
+fn upsert_record(connection: &Connection, record: &IdempotencyRecord, claim_at: Option<Now>) -> rusqlite::Result<bool> {
+    let result = record.result.as_ref().map(|result| result.to_string());
+    let values = params![
+        record.id,
+        record.status.as_str(),
+        record.expiration,
+        record.in_progress_expiration,
+        record.payload_hash,
+        result,
+        record.updated_at,
+    ];
+    let written = match claim_at {
+        None => connection.prepare_cached(upsert_sql!())?.execute(values)?,
+        Some(now) => {
+            let condition: [&dyn rusqlite::ToSql; 2] = [&now.secs, &now.millis];
+            connection
+                .prepare_cached(concat!(
+                    upsert_sql!(),
+                    " WHERE idempotency.expiration < ?8
+                        OR (idempotency.status = 'IN_PROGRESS' AND idempotency.in_progress_expiration < ?9)"
+                ))?
+                .execute(rusqlite::params_from_iter(values.iter().chain(condition.iter())))?
+        }
+    };
+    Ok(written == 1)
+}
+
+fn write_record(connection: &Connection, record: &IdempotencyRecord) -> rusqlite::Result<()> {
+    upsert_record(connection, record, None).map(drop)
 }
 
 /// The claim: one conditional upsert, like DynamoDB's conditional PutItem. A fresh key costs
 /// one statement; only a taken key pays for the read of what holds it.
 fn claim_in(connection: &Connection, record: &IdempotencyRecord, now: Now) -> rusqlite::Result<Claim> {
-    let written = connection
-        .prepare_cached(
-            "INSERT INTO idempotency
-                 (id, status, expiration, in_progress_expiration, payload_hash, result, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (id) DO UPDATE SET
-                 status = excluded.status, expiration = excluded.expiration,
-                 in_progress_expiration = excluded.in_progress_expiration,
-                 payload_hash = excluded.payload_hash, result = excluded.result,
-                 updated_at = excluded.updated_at
-             WHERE idempotency.expiration < ?8
-                OR (idempotency.status = 'IN_PROGRESS' AND idempotency.in_progress_expiration < ?9)",
-        )?
-        .execute(params![
-            record.id,
-            record.status.as_str(),
-            record.expiration,
-            record.in_progress_expiration,
-            record.payload_hash,
-            record.result.as_ref().map(|result| result.to_string()),
-            record.updated_at,
-            now.secs,
-            now.millis,
-        ])?;
-    if written == 1 {
+    if upsert_record(connection, record, Some(now))? {
         return Ok(Claim::Acquired);
     }
     // Inside the transaction, what refused the upsert is still there to read.
