@@ -386,3 +386,51 @@ impl IdempotencyStore for EmbeddedStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+
+    use super::*;
+
+    fn claim_of(id: &str, now: Now) -> IdempotencyRecord {
+        IdempotencyRecord {
+            id: id.to_owned(),
+            status: Status::InProgress,
+            expiration: now.secs + 3600,
+            in_progress_expiration: Some(now.millis + 60_000),
+            payload_hash: "hash".to_owned(),
+            result: None,
+            updated_at: now.millis,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_leader_dropped_before_its_group_commits_still_commits_it() {
+        let state = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(state.path()).unwrap();
+        let now = Now::system();
+        // Polled once, the claim queues itself, leads the group and yields; then its record is
+        // cancelled.
+        assert!(store.claim(&claim_of("dropped", now), now).now_or_never().is_none());
+        let stored = store.get("dropped").await.unwrap().expect("the dropped leader's group committed");
+        assert_eq!(stored.status, Status::InProgress);
+        // And the store goes on: the next operation leads a group of its own.
+        let next = tokio::time::timeout(Duration::from_secs(5), store.claim(&claim_of("next", now), now)).await;
+        assert!(matches!(next, Ok(Ok(Claim::Acquired))), "{next:?}");
+    }
+
+    #[tokio::test]
+    async fn claims_sharing_a_group_answer_as_if_run_one_after_the_other() {
+        let state = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(state.path()).unwrap();
+        let now = Now::system();
+        let claims: Vec<IdempotencyRecord> = (0..20).map(|i| claim_of(&format!("key-{}", i % 10), now)).collect();
+        let answers = futures::future::join_all(claims.iter().map(|claim| store.claim(claim, now))).await;
+        // Ten keys, each claimed twice in the same group: the first claim of each wins, the
+        // second finds it, as if they had run one after the other.
+        let acquired = answers.iter().filter(|answer| matches!(answer, Ok(Claim::Acquired))).count();
+        let found = answers.iter().filter(|answer| matches!(answer, Ok(Claim::Existing(_)))).count();
+        assert_eq!((acquired, found), (10, 10), "{answers:?}");
+    }
+}
