@@ -5,7 +5,7 @@
 //! are checked from the stores themselves: nothing lost, nothing doubled, every poison message
 //! in its DLQ and nothing else there, no claim stuck `IN_PROGRESS`.
 //!
-//! `CHAOS_ORDERS` sizes it (default 200, a couple of minutes); `scripts/chaos` runs a larger one.
+//! `CHAOS_ORDERS` sizes it (default 2,000, about 4 minutes); `scripts/chaos` runs a larger one.
 //! `CHAOS_KEEP_LOGS=1` keeps the pollers' logs (their path is printed at the start).
 
 use std::collections::{BTreeMap, HashMap};
