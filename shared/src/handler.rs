@@ -118,9 +118,7 @@ impl<H: RecordHandler> RecordService for Typed<H> {
         let handler = Arc::clone(&self.handler);
         Box::pin(async move {
             let body = H::Body::deserialize(&record.body).map_err(|e| {
-                // serde quotes the offending value, which may be personal data.
-                let detail = crate::redact::email_addresses(&e.to_string());
-                RecordError::permanent(format!("the body is not a valid {}: {detail}", short_type_name::<H::Body>()))
+                RecordError::permanent(format!("the body is not a valid {}: {e}", short_type_name::<H::Body>()))
             })?;
             let output = handler.handle(body, record.cx).await?;
             let output = serde_json::to_value(output)

@@ -1,8 +1,9 @@
-//! Keeping personal data out of log lines.
+//! Keeping personal data out of what the toolkit prints.
 //!
 //! Reasons for failures quote what they were given: serde's type errors quote the value of the
 //! field, and services quote the addresses they refuse. A body's e-mail address can land in any
-//! field, so reasons pass through [`email_addresses`] before they reach a log line.
+//! field, so the two places a reason leaves the process, the batch layer's log line and a
+//! record's outcome in the `replay` summary, pass it through [`email_addresses`].
 
 /// `text` with every e-mail address (any word with an `@`) replaced by `<address>`.
 pub fn email_addresses(text: &str) -> String {

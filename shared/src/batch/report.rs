@@ -61,7 +61,8 @@ impl fmt::Display for Outcome {
         match self {
             Outcome::Processed(_) => f.write_str("processed"),
             Outcome::Duplicate(_) => f.write_str("duplicate (skipped)"),
-            Outcome::Failed(error) => write!(f, "failed ({}): {}", error.kind(), error.reason()),
+            // A reason may quote the body (serde quotes the value it could not use).
+            Outcome::Failed(error) => write!(f, "failed ({}): {}", error.kind(), crate::redact::email_addresses(error.reason())),
             Outcome::NotAttempted(skip) => write!(f, "not attempted: {skip}"),
         }
     }

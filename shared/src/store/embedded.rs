@@ -131,9 +131,9 @@ impl EmbeddedStore {
         if self.inner.enqueue(run) {
             // This operation leads the next group: the records that are ready get a turn to
             // queue theirs, then the group commits on this thread.
-            let mut leader = Leader { inner: &self.inner, pending: true };
+            let leader = Leader(&self.inner);
             tokio::task::yield_now().await;
-            leader.commit();
+            drop(leader);
         }
         match answer.await {
             Ok(outcome) => outcome,
@@ -221,25 +221,13 @@ impl Inner {
     }
 }
 
-/// The duty of the operation that leads a group: commit it. A leader dropped before it could
-/// (its record was cancelled) still commits, so that nobody waits on it forever.
-struct Leader<'a> {
-    inner: &'a Inner,
-    pending: bool,
-}
-
-impl Leader<'_> {
-    fn commit(&mut self) {
-        self.pending = false;
-        self.inner.group_commit();
-    }
-}
+/// The duty of the operation that leads a group: commit it when dropped, which also covers a
+/// leader whose record is cancelled while it yields, so that nobody waits on it forever.
+struct Leader<'a>(&'a Inner);
 
 impl Drop for Leader<'_> {
     fn drop(&mut self) {
-        if self.pending {
-            self.inner.group_commit();
-        }
+        self.0.group_commit();
     }
 }
 
