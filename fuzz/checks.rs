@@ -176,7 +176,7 @@ pub fn order_json(data: &[u8]) {
     }
 }
 
-/// What every order the schema lets through satisfies (design.md §5), checked independently
+/// What every order the schema lets through satisfies, checked independently
 /// of `validate()`'s own arithmetic: at least one item, positive quantities, no negative unit
 /// price, and a `totalAmount` equal to the sum of quantity × unit price (in 128-bit integers,
 /// where nothing overflows). It also survives a JSON round trip unchanged.
@@ -213,7 +213,7 @@ pub fn assert_valid_order(order: &OrderEvent, source: &str) {
 // input is the design sample, and every byte the fuzzer adds moves one field off it.
 
 /// Builds an order document from the bytes, then checks: deserialization (from text and from a
-/// `Value`, as the batch layer does) accepts it exactly when the rules of design.md §5, as
+/// `Value`, as the batch layer does) accepts it exactly when the schema's rules, as
 /// modeled in [`Order::expected_valid`], say it is valid; and an accepted order passes
 /// [`assert_valid_order`].
 pub fn order_structured(data: &[u8]) {
@@ -579,8 +579,8 @@ impl Order {
         Value::Object(object)
     }
 
-    /// Whether the document is a valid order event, by design.md §5 and the documented rules
-    /// of `orders::OrderEvent`: every required field present with its type; `eventType`
+    /// Whether the document is a valid order event, by the README's order schema and the documented
+    /// rules of `orders::OrderEvent`: every required field present with its type; `eventType`
     /// `OrderPlaced` or `OrderCancelled`; no blank identifier, date, e-mail, SKU or address
     /// name, first line, city or country (the postal code may be empty: not every country has
     /// one); at least one item; positive quantities; no negative unit price; `totalAmount`
@@ -639,7 +639,10 @@ impl Order {
             return Err("no items".into());
         }
         let mut sum = 0i128;
+        let (mut skus, mut quantities) = (Vec::new(), Vec::new());
         for (sku, quantity, price) in checked_items {
+            skus.push(sku.as_str());
+            quantities.push(quantity);
             blank("items[].sku", sku)?;
             if quantity <= 0 {
                 return Err(format!("quantity {quantity} is not positive"));
@@ -653,6 +656,38 @@ impl Order {
         if sum != i128::from(total) {
             return Err(format!("totalAmount {total} is not the items' sum {sum}"));
         }
+        // What the functions key and store by must fit DynamoDB's limits (orders::limits).
+        let too_long = [
+            (event_id.as_str(), orders::limits::MAX_EVENT_ID_BYTES),
+            (order_id.as_str(), orders::limits::MAX_ORDER_ID_BYTES),
+            (customer_id.as_str(), orders::limits::MAX_CUSTOMER_ID_BYTES),
+        ]
+        .into_iter()
+        .chain(skus.iter().map(|sku| (*sku, orders::limits::MAX_SKU_BYTES)))
+        .find(|(value, limit)| value.len() > *limit);
+        if let Some((value, limit)) = too_long {
+            return Err(format!("a {}-byte key is over its {limit}-byte limit", value.len()));
+        }
+        let mut per_sku = std::collections::BTreeMap::<&str, i128>::new();
+        for (sku, quantity) in skus.iter().zip(&quantities) {
+            *per_sku.entry(sku).or_default() += i128::from(*quantity);
+        }
+        if per_sku.values().any(|quantity| *quantity > i128::from(i64::MAX)) {
+            return Err("one SKU's quantities add up past an i64".into());
+        }
+        let line2 = match &address.line2 {
+            Field::Value(line2) => line2.len(),
+            _ => 0,
+        };
+        let postal_code = match &address.postal_code {
+            Field::Value(code) => code.len(),
+            _ => 0,
+        };
+        let address_bytes = name.len() + line1.len() + line2 + city.len() + postal_code + country.len();
+        if address_bytes > orders::limits::MAX_STORED_BYTES {
+            return Err(format!("the address takes {address_bytes} bytes"));
+        }
+        // The lines' JSON limit (368 KiB) is far past what a fuzz input can build.
         if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_uppercase()) {
             return Err(format!("currency {currency:?} is not a three-letter code"));
         }

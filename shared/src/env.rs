@@ -28,6 +28,11 @@ pub const METRICS: &str = "SQS_KIT_METRICS";
 /// Fault injection for crash tests (see the `fault` module); unset in normal use.
 pub const FAULT: &str = "SQS_KIT_FAULT";
 
+/// Seconds a warm process answers a completed idempotency key from memory, 0 (no cache) to
+/// 3600; default 60. It bounds how long a key evicted with `sqs-kit key evict` is still
+/// skipped by running processes.
+pub const CACHE_SECONDS: &str = "SQS_KIT_CACHE_SECONDS";
+
 pub const DEFAULT_STATE_DIR: &str = ".local";
 
 pub fn var(name: &str) -> Option<String> {

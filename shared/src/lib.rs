@@ -12,6 +12,7 @@ pub mod fault;
 pub mod handler;
 pub mod idempotency;
 pub mod metrics;
+pub mod output;
 pub mod record;
 pub mod redact;
 pub mod runner;

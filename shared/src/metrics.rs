@@ -9,6 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{json, Map, Value};
 
 use crate::batch::BatchReport;
+use crate::runner::BadInput;
 
 /// Default namespace; `SQS_KIT_METRICS_NAMESPACE` overrides it.
 pub const DEFAULT_NAMESPACE: &str = "SqsKit";
@@ -24,14 +25,27 @@ pub struct Metrics {
     enabled: bool,
 }
 
+/// The count metrics, in the order of [`Metrics::document`]'s values.
+const COUNTS: [&str; 5] =
+    ["RecordsProcessed", "RecordsFailedTransient", "RecordsFailedPermanent", "DuplicatesSkipped", "RecordsNotAttempted"];
+const BATCH_DURATION: &str = "BatchDuration";
+const MAX_MESSAGE_AGE: &str = "MaxMessageAge";
+
 impl Metrics {
-    pub fn from_env() -> Self {
+    /// The configuration from `SQS_KIT_METRICS*`, checked against what CloudWatch accepts: a
+    /// line it cannot extract would be lost without a trace, so a bad value is refused at start.
+    pub fn from_env() -> Result<Self, BadInput> {
         use crate::env;
-        Self {
-            namespace: env::var(env::METRICS_NAMESPACE).unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
-            dimension: env::var(env::METRICS_DIMENSION).unwrap_or_else(|| DEFAULT_DIMENSION.to_owned()),
-            enabled: env::var(env::METRICS).is_none_or(|value| value != "off"),
-        }
+        let namespace = env::var(env::METRICS_NAMESPACE).unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
+        check_namespace(&namespace)?;
+        let dimension = env::var(env::METRICS_DIMENSION).unwrap_or_else(|| DEFAULT_DIMENSION.to_owned());
+        check_dimension(&dimension)?;
+        let enabled = match env::var(env::METRICS).as_deref() {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => return Err(BadInput(format!("{} must be on or off, not {other:?}", env::METRICS))),
+        };
+        Ok(Self { namespace, dimension, enabled })
     }
 
     /// The EMF document for one invocation's report, or `None` when metrics are off.
@@ -40,23 +54,18 @@ impl Metrics {
             return None;
         }
         let totals = report.totals();
-        let counts = [
-            ("RecordsProcessed", totals.processed),
-            ("RecordsFailedTransient", totals.failed_transient),
-            ("RecordsFailedPermanent", totals.failed_permanent),
-            ("DuplicatesSkipped", totals.duplicates),
-            ("RecordsNotAttempted", totals.not_attempted),
-        ];
-        let mut definitions: Vec<Value> = counts.iter().map(|(name, _)| json!({"Name": name, "Unit": "Count"})).collect();
+        let counts =
+            [totals.processed, totals.failed_transient, totals.failed_permanent, totals.duplicates, totals.not_attempted];
+        let mut definitions: Vec<Value> = COUNTS.iter().map(|name| json!({"Name": name, "Unit": "Count"})).collect();
         let mut document = Map::new();
-        for (name, count) in counts {
+        for (name, count) in COUNTS.into_iter().zip(counts) {
             document.insert(name.to_owned(), json!(count));
         }
-        definitions.push(json!({"Name": "BatchDuration", "Unit": "Milliseconds"}));
-        document.insert("BatchDuration".into(), json!(report.elapsed.as_secs_f64() * 1000.0));
+        definitions.push(json!({"Name": BATCH_DURATION, "Unit": "Milliseconds"}));
+        document.insert(BATCH_DURATION.into(), json!(report.elapsed.as_secs_f64() * 1000.0));
         if let Some(age) = report.max_message_age {
-            definitions.push(json!({"Name": "MaxMessageAge", "Unit": "Milliseconds"}));
-            document.insert("MaxMessageAge".into(), json!(age.as_millis() as u64));
+            definitions.push(json!({"Name": MAX_MESSAGE_AGE, "Unit": "Milliseconds"}));
+            document.insert(MAX_MESSAGE_AGE.into(), json!(age.as_millis() as u64));
         }
         let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         document.insert(self.dimension.clone(), json!(function_name));
@@ -72,5 +81,62 @@ impl Metrics {
             }),
         );
         Some(Value::Object(document))
+    }
+}
+
+/// CloudWatch's rules for a namespace: 1 to 255 characters among letters, digits and `.-_/#: `,
+/// not all spaces, and not the `AWS/` prefix that AWS services' namespaces use.
+fn check_namespace(namespace: &str) -> Result<(), BadInput> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || ".-_/#: ".contains(c);
+    let valid = namespace.len() <= 255
+        && namespace.chars().all(allowed)
+        && !namespace.trim().is_empty()
+        && !namespace.starts_with("AWS/");
+    match valid {
+        true => Ok(()),
+        false => Err(BadInput(format!(
+            "{} {namespace:?} is not a CloudWatch namespace: 1 to 255 letters, digits or .-_/#: and spaces, not starting with AWS/",
+            crate::env::METRICS_NAMESPACE
+        ))),
+    }
+}
+
+/// CloudWatch's rules for a dimension name (1 to 255 ASCII characters, not all spaces, not
+/// starting with `:`), and not a name the document already uses: the function name would
+/// overwrite that metric's value.
+fn check_dimension(dimension: &str) -> Result<(), BadInput> {
+    let variable = crate::env::METRICS_DIMENSION;
+    if dimension.len() > 255 || !dimension.is_ascii() || dimension.trim().is_empty() || dimension.starts_with(':') {
+        return Err(BadInput(format!(
+            "{variable} {dimension:?} is not a CloudWatch dimension name: 1 to 255 ASCII characters, not starting with :"
+        )));
+    }
+    if COUNTS.contains(&dimension) || [BATCH_DURATION, MAX_MESSAGE_AGE, "_aws"].contains(&dimension) {
+        return Err(BadInput(format!("{variable} {dimension:?} is the name of a field of the metric line; pick another")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespaces_cloudwatch_accepts_and_refuses() {
+        for good in ["SqsKit", "Shop/Orders", "a.b-c_d#e:f g", &"n".repeat(255)] {
+            assert!(check_namespace(good).is_ok(), "{good}");
+        }
+        for bad in ["", "   ", "AWS/Lambda", "shop\norders", "café", &"n".repeat(256)] {
+            assert!(check_namespace(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_dimension_must_not_overwrite_a_field_of_the_line() {
+        assert!(check_dimension("FunctionName").is_ok());
+        assert!(check_dimension("Service name").is_ok());
+        for bad in ["", " ", ":x", "é", "RecordsProcessed", "BatchDuration", "MaxMessageAge", "_aws", &"d".repeat(256)] {
+            assert!(check_dimension(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -15,7 +15,8 @@ pub struct RecordMeta {
     /// `ApproximateReceiveCount`: 1 on the first delivery. Useful to give up gracefully before
     /// the redrive policy moves a message to the dead-letter queue.
     pub receive_count: u32,
-    /// Set on FIFO queues only; records of one group must be handled in order.
+    /// `MessageGroupId`. On a FIFO queue, records of one group must be handled in order; on a
+    /// fair queue (a standard queue whose producers set it) it names a tenant, not an order.
     pub message_group_id: Option<String>,
     /// `SentTimestamp`, epoch milliseconds.
     pub sent_timestamp_ms: Option<u64>,

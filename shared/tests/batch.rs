@@ -169,6 +169,72 @@ async fn fifo_groups_run_side_by_side() {
     assert!(started.elapsed() < Duration::from_millis(400), "5 groups of 100 ms took {:?}", started.elapsed());
 }
 
+/// A fair queue's record: a standard queue's, with the `MessageGroupId` its producer set.
+fn fair_record(id: &str, group: &str, body: &str) -> serde_json::Value {
+    let mut record = record(id, body);
+    record["attributes"]["MessageGroupId"] = json!(group);
+    record
+}
+
+#[tokio::test]
+async fn fair_queue_groups_neither_order_nor_hold_back() {
+    let calls = Calls::default();
+    // One tenant's records, the first failing, beside records that carry no group at all.
+    let mut records: Vec<_> = (0..4).map(|i| fair_record(&format!("t{i}"), "tenant-1", &slow(if i == 0 { "fail" } else { "ok" }, 100))).collect();
+    records.extend((0..3).map(|i| record(&format!("n{i}"), &slow("ok", 100))));
+    let started = Instant::now();
+    let report = processor(&calls, BatchConfig::default()).process(event(records), invocation(Duration::from_secs(30))).await.unwrap();
+
+    assert_eq!(failure_ids(&report.response()), ["t0"], "only the failed record is reported");
+    assert_eq!(calls.ids().len(), 7, "every record ran: {:?}", calls.ids());
+    // Sequential, the seven 100 ms records would take 700 ms.
+    assert!(started.elapsed() < Duration::from_millis(400), "a fair queue's batch ran one by one: {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn without_an_arn_only_a_sequence_number_makes_a_batch_fifo() {
+    let without_arn = |mut record: serde_json::Value| {
+        record.as_object_mut().unwrap().remove("eventSourceARN");
+        record
+    };
+    // A group id alone: a fair queue's records, concurrent and independent.
+    let fair = event(vec![without_arn(fair_record("a1", "A", &job("fail"))), without_arn(fair_record("a2", "A", &job("ok")))]);
+    assert_eq!(sqs_kit::QueueKind::detect(&fair), sqs_kit::QueueKind::Standard);
+    let calls = Calls::default();
+    let report = processor(&calls, BatchConfig::default()).process(fair, invocation(Duration::from_secs(30))).await.unwrap();
+    assert_eq!(failure_ids(&report.response()), ["a1"]);
+
+    let fifo = event(vec![without_arn(fifo_record("a1", "A", &job("fail"))), without_arn(fifo_record("a2", "A", &job("ok")))]);
+    assert_eq!(sqs_kit::QueueKind::detect(&fifo), sqs_kit::QueueKind::Fifo);
+    let report = processor(&calls, BatchConfig::default()).process(fifo, invocation(Duration::from_secs(30))).await.unwrap();
+    assert_eq!(failure_ids(&report.response()), ["a1", "a2"], "a2 is held back behind a1");
+}
+
+#[tokio::test]
+async fn the_arn_decides_over_the_attributes() {
+    // A FIFO queue's ARN makes the batch FIFO even if the records lack FIFO attributes, and a
+    // standard queue's ARN keeps it standard even if they carry them.
+    let mut fifo_without_sequence = fifo_record("f", "G", "{}");
+    fifo_without_sequence["attributes"].as_object_mut().unwrap().remove("SequenceNumber");
+    assert_eq!(sqs_kit::QueueKind::detect(&event(vec![fifo_without_sequence])), sqs_kit::QueueKind::Fifo);
+    let mut standard_with_sequence = fair_record("s", "G", "{}");
+    standard_with_sequence["attributes"]["SequenceNumber"] = json!("1");
+    assert_eq!(sqs_kit::QueueKind::detect(&event(vec![standard_with_sequence])), sqs_kit::QueueKind::Standard);
+}
+
+#[tokio::test]
+async fn fifo_records_without_a_group_hold_nothing_back() {
+    let calls = Calls::default();
+    let ungrouped = |id: &str, body: &str| {
+        let mut record = fifo_record(id, "unused", body);
+        record["attributes"].as_object_mut().unwrap().remove("MessageGroupId");
+        record
+    };
+    let batch = event(vec![ungrouped("u1", &job("fail")), ungrouped("u2", &job("ok")), fifo_record("g1", "G", &job("ok"))]);
+    let report = processor(&calls, BatchConfig::default()).process(batch, invocation(Duration::from_secs(30))).await.unwrap();
+    assert_eq!(failure_ids(&report.response()), ["u1"]);
+}
+
 #[tokio::test]
 async fn stop_batch_mode_stops_every_group_at_the_first_failure() {
     let calls = Calls::default();

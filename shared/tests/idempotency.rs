@@ -1,4 +1,4 @@
-//! The idempotency layer's contract (design.md §4), on the memory store, and its cost in
+//! The idempotency layer's contract, on the memory store, and its cost in
 //! requests on DynamoDB (moto).
 
 mod common;
@@ -11,9 +11,10 @@ use async_trait::async_trait;
 use common::{event, invocation, record};
 use serde_json::{json, Value};
 use sqs_kit::batch::BatchReport;
-use sqs_kit::idempotency::{CommitError, IdempotencyRecord, Now, Status};
+use sqs_kit::idempotency::{CommitError, IdempotencyRecord, ManualClock, Now, Status};
 use sqs_kit::store::{
-    BusinessWrite, Claim, CommitFailure, DynamoDbStore, EmbeddedStore, IdempotencyStore, MemoryStore, StoreError,
+    BusinessWrite, Claim, ClaimWriteFailure, CommitFailure, DynamoDbStore, EmbeddedStore, IdempotencyStore, MemoryStore,
+    StoreError,
 };
 use sqs_kit::{
     handler_fn, typed, BatchConfig, BatchProcessor, FailureKind, IdempotencyConfig, Idempotent, Outcome, RecordContext,
@@ -140,6 +141,7 @@ async fn a_live_claim_by_another_invocation_is_a_transient_failure() {
         payload_hash: hash,
         result: None,
         updated_at: now.millis,
+        claim_token: Some("another-invocation".into()),
     };
     assert_eq!(store.claim(&foreign, now).await.unwrap(), Claim::Acquired);
     let report = run(&processor, vec![record("m1", &body("evt-1", "ok"))]).await;
@@ -211,13 +213,13 @@ async fn two_records_with_one_key_in_a_batch_share_one_handler_call() {
 }
 
 /// Counts calls through to another store.
-struct Counting<S> {
-    inner: S,
+struct Counting {
+    inner: Arc<dyn IdempotencyStore>,
     calls: AtomicUsize,
 }
 
 #[async_trait]
-impl<S: IdempotencyStore> IdempotencyStore for Counting<S> {
+impl IdempotencyStore for Counting {
     fn describe(&self) -> String {
         self.inner.describe()
     }
@@ -225,17 +227,17 @@ impl<S: IdempotencyStore> IdempotencyStore for Counting<S> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.claim(record, now).await
     }
-    async fn complete(&self, record: &IdempotencyRecord) -> Result<(), StoreError> {
+    async fn complete(&self, claim: &IdempotencyRecord, record: &IdempotencyRecord) -> Result<(), ClaimWriteFailure> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.complete(record).await
+        self.inner.complete(claim, record).await
     }
-    async fn release(&self, id: &str) -> Result<(), StoreError> {
+    async fn release(&self, claim: &IdempotencyRecord) -> Result<(), ClaimWriteFailure> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.release(id).await
+        self.inner.release(claim).await
     }
-    async fn commit(&self, record: &IdempotencyRecord, writes: Vec<BusinessWrite>, now: Now) -> Result<(), CommitFailure> {
+    async fn commit(&self, record: &IdempotencyRecord, writes: Vec<BusinessWrite>, now: Now, deadline: Now) -> Result<(), CommitFailure> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.commit(record, writes, now).await
+        self.inner.commit(record, writes, now, deadline).await
     }
     async fn get(&self, id: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
@@ -249,7 +251,7 @@ impl<S: IdempotencyStore> IdempotencyStore for Counting<S> {
 
 #[tokio::test]
 async fn a_warm_cache_answers_repeats_without_the_store_and_never_caches_failures() {
-    let store = Arc::new(Counting { inner: MemoryStore::new(), calls: AtomicUsize::new(0) });
+    let store = Arc::new(Counting { inner: Arc::new(MemoryStore::new()), calls: AtomicUsize::new(0) });
     let executions = Executions::default();
     let processor = layer(store.clone(), &executions, by_event_id());
     run(&processor, vec![record("m1", &body("evt-1", "ok"))]).await;
@@ -407,4 +409,166 @@ async fn an_unreachable_store_fails_the_record_without_running_the_handler() {
             assert_eq!(executions.count(), 0, "no handler runs unprotected");
         }
     }
+}
+
+fn with_clock(clock: &ManualClock) -> IdempotencyConfig {
+    IdempotencyConfig { clock: clock.clock(), ..by_event_id() }
+}
+
+#[tokio::test]
+async fn an_evicted_key_is_processed_again_by_a_warm_process_once_its_cache_entry_expires() {
+    let store = Arc::new(MemoryStore::new());
+    let executions = Executions::default();
+    let clock = ManualClock::starting_at(Now::system());
+    let config = IdempotencyConfig { cache_lifetime: Duration::from_secs(30), ..with_clock(&clock) };
+    let processor = layer(store.clone(), &executions, config);
+    run(&processor, vec![record("m1", &body("evt-1", "ok"))]).await;
+    assert!(store.evict("test-function#evt-1").await.unwrap());
+
+    // Within the cache lifetime the warm process still skips the key (what `key evict` says)...
+    clock.advance(Duration::from_millis(29_999));
+    let warm = run(&processor, vec![record("m2", &body("evt-1", "ok"))]).await;
+    assert!(matches!(outcome(&warm, 0), Outcome::Duplicate(_)), "{:?}", outcome(&warm, 0));
+    // ...and from the instant it ends, it asks the store, which has forgotten the key.
+    clock.advance(Duration::from_millis(1));
+    let after = run(&processor, vec![record("m3", &body("evt-1", "ok"))]).await;
+    assert!(matches!(outcome(&after, 0), Outcome::Processed(_)), "{:?}", outcome(&after, 0));
+    assert_eq!(executions.count(), 2);
+}
+
+#[test]
+fn the_cache_lifetime_defaults_to_a_minute_and_is_bounded() {
+    assert_eq!(IdempotencyConfig::default().cache_lifetime, Duration::from_secs(60));
+    assert_eq!(sqs_kit::idempotency::parse_cache_seconds("0").unwrap(), Duration::ZERO);
+    assert_eq!(sqs_kit::idempotency::parse_cache_seconds("3600").unwrap(), Duration::from_secs(3600));
+    for bad in ["3601", "-1", "1.5", "60s", ""] {
+        let error = sqs_kit::idempotency::parse_cache_seconds(bad).unwrap_err().to_string();
+        assert_eq!(error, format!("SQS_KIT_CACHE_SECONDS must be a whole number of seconds from 0 to 3600, not {bad:?}"));
+    }
+}
+
+#[tokio::test]
+async fn a_claim_blocks_through_its_expiry_millisecond_and_is_taken_over_one_millisecond_later() {
+    let store = Arc::new(MemoryStore::new());
+    let executions = Executions::default();
+    let start = Now::system();
+    let clock = ManualClock::starting_at(start);
+    let processor = layer(store.clone(), &executions, with_clock(&clock));
+    let lapses_at = start.plus(Duration::from_secs(5));
+    let foreign = IdempotencyRecord {
+        id: "test-function#evt-1".into(),
+        status: Status::InProgress,
+        expiration: start.plus(Duration::from_secs(3600)).secs,
+        in_progress_expiration: Some(lapses_at.millis),
+        payload_hash: sqs_kit::idempotency::payload_hash(&serde_json::from_str(&body("evt-1", "ok")).unwrap()),
+        result: None,
+        updated_at: start.millis,
+        claim_token: Some("another-invocation".into()),
+    };
+    store.claim(&foreign, start).await.unwrap();
+
+    clock.set(lapses_at);
+    let blocked = run(&processor, vec![record("m1", &body("evt-1", "ok"))]).await;
+    assert_eq!(failure(&blocked, 0).0, FailureKind::Transient);
+    clock.advance(Duration::from_millis(1));
+    let taken = run(&processor, vec![record("m2", &body("evt-1", "ok"))]).await;
+    assert!(matches!(outcome(&taken, 0), Outcome::Processed(_)), "{:?}", outcome(&taken, 0));
+    assert_eq!(executions.count(), 1);
+}
+
+#[tokio::test]
+async fn a_completion_after_the_claim_was_taken_over_leaves_the_new_owners_record_and_fails_transient() {
+    let store = Arc::new(MemoryStore::new());
+    let release_first = Arc::new(tokio::sync::Notify::new());
+    let first_handler = {
+        let release_first = release_first.clone();
+        typed(handler_fn(move |_: Value, _cx: RecordContext| {
+            let release_first = release_first.clone();
+            async move {
+                release_first.notified().await;
+                Ok::<_, RecordError>(json!({"by": "first"}))
+            }
+        }))
+    };
+    let first = BatchProcessor::new(Idempotent::new(first_handler, store.clone(), by_event_id()).unwrap(), BatchConfig::default());
+    let first = tokio::spawn(async move { run(&first, vec![record("m1", &body("evt-1", "ok"))]).await });
+    let claim = loop {
+        if let Some(claim) = store.get("test-function#evt-1").await.unwrap() {
+            break claim;
+        }
+        tokio::task::yield_now().await;
+    };
+
+    // Another environment, whose clock says the first claim has lapsed, takes the key over.
+    let clock = ManualClock::starting_at(Now::from_millis(claim.in_progress_expiration.unwrap() + 1));
+    let second_handler = typed(handler_fn(|_: Value, _cx: RecordContext| async { Ok::<_, RecordError>(json!({"by": "second"})) }));
+    let second = BatchProcessor::new(Idempotent::new(second_handler, store.clone(), with_clock(&clock)).unwrap(), BatchConfig::default());
+    let taken = run(&second, vec![record("m2", &body("evt-1", "ok"))]).await;
+    assert_eq!(*outcome(&taken, 0), Outcome::Processed(json!({"by": "second"})));
+
+    release_first.notify_one();
+    let late = first.await.unwrap();
+    let (kind, reason) = failure(&late, 0);
+    assert_eq!(kind, FailureKind::Transient);
+    assert!(reason.contains("lapsed") && reason.contains("took the key over"), "{reason}");
+    let stored = store.get("test-function#evt-1").await.unwrap().unwrap();
+    assert_eq!(stored.result, Some(json!({"by": "second"})), "the late completion overwrote the new owner's record");
+}
+
+#[tokio::test]
+async fn a_key_over_dynamodbs_partition_key_limit_fails_permanently_on_every_store_before_any_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut stores: Vec<(&str, Arc<dyn IdempotencyStore>)> =
+        vec![("memory", Arc::new(MemoryStore::new())), ("embedded", Arc::new(EmbeddedStore::open(dir.path()).unwrap()))];
+    if let Some(config) = common::local_aws().await {
+        let table = common::unique_name("idempotency");
+        common::create_table(&config, &table, "id", None).await;
+        stores.push(("dynamodb", Arc::new(DynamoDbStore::with_config(&config, &table))));
+    }
+    // `test-function#` takes 14 of the 2,048 bytes.
+    let longest = "k".repeat(2048 - 14);
+    let too_long = [format!("{longest}k"), "é".repeat(1018), "x".repeat(100 * 1024)];
+    for (label, store) in stores {
+        let counting = Arc::new(Counting { inner: store, calls: AtomicUsize::new(0) });
+        let executions = Executions::default();
+        let processor = layer(counting.clone(), &executions, by_event_id());
+        let records: Vec<Value> = too_long.iter().enumerate().map(|(i, key)| record(&format!("m{i}"), &body(key, "ok"))).collect();
+        let report = run(&processor, records).await;
+        for index in 0..too_long.len() {
+            let (kind, reason) = failure(&report, index);
+            assert_eq!(kind, FailureKind::Permanent, "{label}: {reason}");
+            assert!(reason.contains("DynamoDB's limit for a partition key (`<function>#<key>`) is 2048 bytes of UTF-8"), "{label}: {reason}");
+        }
+        assert_eq!((executions.count(), counting.calls.load(Ordering::SeqCst)), (0, 0), "{label}: no handler call, no store request");
+
+        let report = run(&processor, vec![record("m-longest", &body(&longest, "ok"))]).await;
+        assert!(matches!(outcome(&report, 0), Outcome::Processed(_)), "{label}: {:?}", outcome(&report, 0));
+    }
+}
+
+#[tokio::test]
+async fn an_empty_message_id_is_refused_as_a_key() {
+    let store = Arc::new(MemoryStore::new());
+    let executions = Executions::default();
+    let service = Idempotent::new(executions.service(Duration::ZERO), store.clone(), IdempotencyConfig::default()).unwrap();
+    let meta = sqs_kit::RecordMeta { message_id: String::new(), ..Default::default() };
+    let cx = RecordContext::new(Arc::new(meta), Arc::new(invocation(Duration::from_secs(30))));
+    let error = service.call(sqs_kit::handler::Record { body: json!({"eventId": "e1"}), cx }).await.unwrap_err();
+    assert_eq!(error.kind(), FailureKind::Permanent);
+    assert_eq!(error.reason(), "the record's message id is empty, so it cannot be its idempotency key");
+    assert_eq!(executions.count(), 0);
+    assert_eq!(store.get("test-function#").await.unwrap(), None);
+}
+
+#[test]
+fn the_environment_sets_the_cache_lifetime_and_a_bad_value_is_refused() {
+    // Only `with_env` reads the variable, and only this test calls it.
+    std::env::set_var("SQS_KIT_CACHE_SECONDS", "5");
+    let config = by_event_id().with_env();
+    std::env::set_var("SQS_KIT_CACHE_SECONDS", "3601");
+    let refused = by_event_id().with_env();
+    std::env::remove_var("SQS_KIT_CACHE_SECONDS");
+    assert_eq!(config.unwrap().cache_lifetime, Duration::from_secs(5));
+    assert_eq!(refused.unwrap_err().to_string(), "SQS_KIT_CACHE_SECONDS must be a whole number of seconds from 0 to 3600, not \"3601\"");
+    assert_eq!(by_event_id().with_env().unwrap().cache_lifetime, Duration::from_secs(60), "unset: the default");
 }

@@ -163,7 +163,66 @@ async fn a_batching_window_as_long_as_the_visibility_timeout_is_refused() {
 fn a_batch_over_ten_needs_a_batching_window() {
     let run = e2e::run(&common::example_binary(), ["poll", "--queue-url", "http://127.0.0.1:9/q", "--batch-size", "50"], &[]);
     assert_eq!(run.code, Some(2));
-    assert!(run.stderr.contains("--batch-size 50 needs --batching-window"), "{}", run.stderr);
+    assert!(run.stderr.contains("--batch-size 50 needs a --batching-window of at least 1 s"), "{}", run.stderr);
+}
+
+/// A pipe whose reader is gone, as after `| head -c0`: writes fail with EPIPE (Rust programs
+/// ignore SIGPIPE). The reader is the stdin of a process that has exited.
+fn closed_pipe() -> Stdio {
+    let mut reader = Command::new("true").stdin(Stdio::piped()).spawn().expect("true runs");
+    let writer = reader.stdin.take().expect("a piped stdin");
+    reader.wait().unwrap();
+    writer.into()
+}
+
+#[tokio::test]
+async fn a_poller_whose_stdout_is_closed_stops_after_the_batch_with_one_error_line() {
+    let Some(config) = e2e::local_aws().await else { return };
+    let queues = queues(&config, 30, 5).await;
+    queues.send(&(0..3).map(order).collect::<Vec<_>>()).await;
+    let state = tempfile::tempdir().unwrap();
+    let output = Command::new(common::example_binary())
+        .args(["poll", "--queue-url", &queues.main, "--idle-exit", "3", "--state"])
+        .arg(state.path())
+        .current_dir(e2e::workspace_root())
+        .stdout(closed_pipe())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|line| line.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains("its response was not printed: cannot write to standard output: Broken pipe"), "{}", errors[0]);
+    // The batch it did process is done: deleted, not redelivered.
+    assert_eq!(stderr.matches("order is valid").count(), 3, "{stderr}");
+    assert_eq!(queues.count(&queues.main).await, 0);
+}
+
+#[tokio::test]
+async fn poll_keys_records_with_its_own_name_or_the_flag_not_an_inherited_one() {
+    let Some(config) = e2e::local_aws().await else { return };
+    let queues = queues(&config, 30, 5).await;
+    queues.send(&[order(1)]).await;
+    let state = tempfile::tempdir().unwrap();
+    let state = state.path().to_str().unwrap();
+    let inherited = [("AWS_LAMBDA_FUNCTION_NAME", "email")];
+    let poll = |extra: &[&str]| {
+        let args = ["poll", "--queue-url", queues.main.as_str(), "--idle-exit", "2", "--state", state];
+        e2e::run(&common::example_binary(), args.iter().chain(extra), &inherited)
+    };
+    let first = poll(&["--function-name", "shop-validate"]);
+    assert_eq!(first.code, Some(0), "{first:?}");
+    assert!(first.stderr.contains("keys are prefixed with shop-validate#"), "{}", first.stderr);
+    // The same message again, under the same name, is a duplicate; under the own name it is new.
+    queues.send(&[order(1)]).await;
+    let again = poll(&["--function-name", "shop-validate"]);
+    assert_eq!(again.stderr.matches("order is valid").count(), 0, "{}", again.stderr);
+    queues.send(&[order(1)]).await;
+    let own = poll(&[]);
+    assert_eq!(own.stderr.matches("order is valid").count(), 1, "{}", own.stderr);
+    assert!(own.stderr.contains("keys are prefixed with validate_orders#"), "{}", own.stderr);
 }
 
 #[test]

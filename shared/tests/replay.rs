@@ -271,3 +271,16 @@ fn metrics_namespace_and_dimension_are_configurable_and_can_be_off() {
         .unwrap();
     assert!(!text(&off.stderr).contains("\"_aws\""));
 }
+
+#[test]
+fn an_event_file_saved_with_a_byte_order_mark_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let event = std::fs::read_to_string(e2e::workspace_root().join(SAMPLE)).unwrap();
+    let file = dir.path().join("event.json");
+    std::fs::write(&file, format!("\u{feff}{event}")).unwrap();
+    let output = replay(&[file.to_str().unwrap()], None);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(text(&output.stderr).contains("totals: 2 processed"), "{}", text(&output.stderr));
+    let from_stdin = replay(&["-"], Some(&format!("\u{feff}{event}")));
+    assert_eq!(from_stdin.status.code(), Some(0), "{}", text(&from_stdin.stderr));
+}

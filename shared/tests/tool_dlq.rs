@@ -218,3 +218,103 @@ async fn redrive_needs_to_know_where_to() {
     assert_eq!(run.stderr.trim_end().lines().count(), 1, "{run:?}");
     assert!(run.stdout.is_empty());
 }
+
+async fn send(sqs: &aws_sdk_sqs::Client, url: &str, bodies: &[Value]) {
+    for body in bodies {
+        sqs.send_message().queue_url(url).message_body(body.to_string()).send().await.unwrap();
+    }
+}
+
+/// The RedrivePolicy side of the direction check; moto drops RedriveAllowPolicy, so its side is
+/// tested in `tool::dlq`'s unit tests.
+#[tokio::test]
+async fn redrive_moves_messages_only_from_a_dlq_to_a_queue_it_serves_unless_forced() {
+    let Some(config) = e2e::local_aws().await else { return };
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let topology = stack("dlq-direction", &[]);
+    let email = topology["queues"]["EmailQueue"].as_str().unwrap().to_owned();
+    let email_dlq = topology["dlqs"]["EmailDLQ"].as_str().unwrap().to_owned();
+    let shipping_dlq = topology["dlqs"]["ShippingDLQ"].as_str().unwrap().to_owned();
+    let email_dlq_arn = e2e::queue_arn(&sqs, &email_dlq).await;
+    send(&sqs, &email, &orders(2)).await;
+
+    // The slip: the live queue named as the DLQ, its DLQ as the destination. Both methods refuse.
+    for method in [&[][..], &["--manual"][..]] {
+        let run = sqs_kit(&[&["dlq", "redrive", "--queue-url", &email, "--to", &email_dlq], method].concat());
+        assert_eq!(run.code, Some(2), "{run:?}");
+        assert!(run.stdout.is_empty(), "{run:?}");
+        assert_eq!(run.stderr.trim_end().lines().count(), 1, "{run:?}");
+        assert!(run.stderr.contains(&format!("{email} is not a dead-letter queue of {email_dlq}")), "{run:?}");
+        assert!(run.stderr.contains(&format!("the RedrivePolicy of {email_dlq} names no dead-letter queue")), "{run:?}");
+        assert!(run.stderr.contains(&format!("the RedriveAllowPolicy of {email} is not set")), "{run:?}");
+        assert!(run.stderr.contains("--force"), "{run:?}");
+        assert_eq!(counts(&sqs, &email).await, (2, 0), "nothing moved");
+    }
+
+    // Unrelated queues of one type: the shipping DLQ into the email queue.
+    let run = sqs_kit(&["dlq", "redrive", "--queue-url", &shipping_dlq, "--to", &email]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.contains(&format!("names {email_dlq_arn} as its dead-letter queue")), "{run:?}");
+
+    // The DLQ into the queue it serves, named or found: moved.
+    send(&sqs, &email_dlq, &orders(2)).await;
+    let run = sqs_kit(&["dlq", "redrive", "--queue-url", &email_dlq, "--to", &email, "--max", "1"]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.json()["moved"], 1);
+    let run = sqs_kit(&["dlq", "redrive", "--queue-url", &email_dlq]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!((run.json()["moved"].clone(), run.json()["to"].clone()), (json!(1), json!(email)));
+    assert_eq!(counts(&sqs, &email).await, (4, 0));
+
+    // --force moves them anyway, and says what it overrode.
+    let run = sqs_kit(&["dlq", "redrive", "--queue-url", &email, "--to", &email_dlq, "--force"]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.json()["moved"], 4);
+    assert!(run.stderr.contains(&format!("warning: --force: {email} is not a dead-letter queue of {email_dlq}")), "{run:?}");
+    assert_eq!(counts(&sqs, &email).await, (0, 0));
+    assert_eq!(counts(&sqs, &email_dlq).await, (4, 0));
+}
+
+#[test]
+fn message_counts_out_of_range_are_usage_errors_naming_the_range() {
+    let url = "http://127.0.0.1:9/123456789012/unused";
+    for (args, range) in [
+        (&["dlq", "peek", "--queue-url", url, "--max", "0"][..], "a whole number from 1 to 10000"),
+        (&["dlq", "peek", "--queue-url", url, "--max", "10001"][..], "a whole number from 1 to 10000"),
+        (&["dlq", "redrive", "--queue-url", url, "--max", "0"][..], "a whole number from 1 to 4294967295"),
+        (&["dlq", "redrive", "--queue-url", url, "--max", "4294967296"][..], "a whole number from 1 to 4294967295"),
+    ] {
+        let run = sqs_kit(args);
+        assert_eq!(run.code, Some(2), "{args:?}: {run:?}");
+        assert_eq!(run.stderr.trim_end().lines().count(), 1, "{run:?}");
+        assert!(run.stderr.contains(range), "{args:?}: {range} not in {run:?}");
+    }
+}
+
+/// A fair queue's dead letters (standard messages with a group) go back with their groups: the
+/// group is the tenant the queue shares its capacity by.
+#[tokio::test]
+async fn fair_queue_messages_go_back_with_their_groups() {
+    let Some(config) = e2e::local_aws().await else { return };
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let topology = stack("dlq-fair", &[]);
+    let source = topology["queues"]["EmailQueue"].as_str().unwrap().to_owned();
+    let dlq = topology["dlqs"]["EmailDLQ"].as_str().unwrap().to_owned();
+    for (index, tenant) in ["tenant-a", "tenant-b", "tenant-a"].iter().enumerate() {
+        let body = json!({"n": index}).to_string();
+        sqs.send_message().queue_url(&dlq).message_body(body).message_group_id(*tenant).send().await.unwrap();
+    }
+    sqs.send_message().queue_url(&dlq).message_body(json!({"n": 3}).to_string()).send().await.unwrap();
+
+    let run = sqs_kit(&["dlq", "redrive", "--queue-url", &dlq, "--to", &source]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.json()["moved"], 4, "{run:?}");
+    let mut moved: Vec<(u64, Option<String>)> = drain(&sqs, &source)
+        .await
+        .into_iter()
+        .map(|(body, group, _)| (serde_json::from_str::<Value>(&body).unwrap()["n"].as_u64().unwrap(), group))
+        .collect();
+    moved.sort();
+    let expected = [(0, Some("tenant-a")), (1, Some("tenant-b")), (2, Some("tenant-a")), (3, None)];
+    assert_eq!(moved, expected.map(|(n, group)| (n, group.map(str::to_owned))), "{run:?}");
+}

@@ -208,3 +208,32 @@ fn dry_run_prints_valid_generated_orders() {
         assert!(order["customerId"].as_str().unwrap().starts_with("CUST-"));
     }
 }
+
+#[test]
+fn bodies_up_to_the_sqs_maximum_make_an_event_that_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    // Over SNS's 256 KiB, within SQS's 1 MiB: `replay` takes it, so `event` must make it.
+    let large = "x".repeat(1024 * 1024);
+    let file = write(&dir, "large.json", &json!([large]).to_string());
+    let run = sqs_kit(&["event", &file]);
+    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
+    let event_file = write(&dir, "event.json", &run.stdout);
+    let state = tempfile::tempdir().unwrap();
+    let replay = e2e::run(&example_binary(), ["replay", event_file.as_str(), "--state", state.path().to_str().unwrap()], &[]);
+    assert_eq!(replay.code, Some(0), "{}", replay.stderr);
+
+    let over = write(&dir, "over.json", &json!(["small", "x".repeat(1024 * 1024 + 1)]).to_string());
+    assert_bad_input(&sqs_kit(&["event", &over]), "body 1 is 1048577 bytes, over the 1048576-byte (1 MiB) limit");
+}
+
+#[test]
+fn an_event_that_cannot_be_written_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(&dir, "bodies.json", &json!([order("e-1", "CUST-42")]).to_string());
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_sqs-kit")).args(["event", &file]).stdout(full).stderr(Stdio::piped()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim_end(), "error: cannot write to standard output: No space left on device (os error 28)");
+}

@@ -136,3 +136,26 @@ fn local_up_refuses_to_run_without_a_local_endpoint() {
     assert!(run.stdout.is_empty(), "{run:?}");
     assert!(run.stderr.contains("AWS_ENDPOINT_URL is not set"), "{run:?}");
 }
+
+#[test]
+fn local_up_numbers_out_of_range_are_usage_errors_naming_the_range() {
+    // A local endpoint nothing listens on: every refusal comes before the first request.
+    let local = [("AWS_ENDPOINT_URL", "http://127.0.0.1:9"), ("AWS_REGION", "us-east-1")];
+    let refused = |args: &[&str], range: &str| {
+        let run = e2e::run(Path::new(env!("CARGO_BIN_EXE_sqs-kit")), [&["local", "up"], args].concat(), &local);
+        assert_eq!(run.code, Some(2), "{args:?}: {run:?}");
+        assert!(run.stdout.is_empty(), "{run:?}");
+        assert_eq!(run.stderr.trim_end().lines().count(), 1, "{run:?}");
+        assert!(run.stderr.contains(range), "{args:?}: {range} not in {run:?}");
+    };
+    // SQS's own limits: a visibility timeout of at most 12 hours, 1 to 1000 receives.
+    refused(&["--visibility-timeout", "43201"], "a whole number from 0 to 43200");
+    refused(&["--visibility-timeout=-1"], "a whole number from 0 to 43200");
+    refused(&["--max-receive-count", "0"], "a whole number from 1 to 1000");
+    refused(&["--max-receive-count", "1001"], "a whole number from 1 to 1000");
+    // The template's parameter constraints, as CloudFormation checks them on deploy.
+    refused(&["--parameter", "MaxReceiveCount=0"], "MaxReceiveCount=0: below the template's MinValue 1");
+    refused(&["--parameter", "MaxReceiveCount=1001"], "MaxReceiveCount=1001: above the template's MaxValue 1000");
+    refused(&["--parameter", "MaxReceiveCount=five"], "MaxReceiveCount=five: the template declares it a Number");
+    refused(&["--parameter", "LogRetentionDays=2"], "LogRetentionDays=2: not one of the template's AllowedValues (1, 3, 5,");
+}

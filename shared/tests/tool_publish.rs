@@ -149,3 +149,26 @@ async fn a_missing_target_is_a_runtime_failure_in_one_line() {
     assert_eq!(run.stderr.trim_end().lines().count(), 1, "{run:?}");
     assert!(run.stderr.contains("SendMessageBatch"), "{run:?}");
 }
+
+/// A usage error: exit 2, one line on stderr that names the accepted range, nothing on stdout.
+fn refused(args: &[&str], range: &str) {
+    let run = sqs_kit(args);
+    assert_eq!(run.code, Some(2), "{args:?}: {run:?}");
+    assert!(run.stdout.is_empty(), "{run:?}");
+    assert_eq!(run.stderr.trim_end().lines().count(), 1, "{run:?}");
+    assert!(run.stderr.contains(range), "{args:?}: {range} not in {run:?}");
+}
+
+#[test]
+fn generated_counts_and_order_numbers_are_bounded() {
+    refused(&["publish", "--count", "0", "--dry-run"], "a whole number from 1 to 100000");
+    refused(&["publish", "--count", "100001", "--dry-run"], "a whole number from 1 to 100000");
+    // Order numbers past the range once overflowed (a panic) or wrapped around.
+    refused(&["publish", "--count", "2", "--first-order", "18446744073709551615", "--dry-run"], "a whole number from 0 to 4294967295");
+    refused(&["publish", "--count", "2", "--first-order=-1", "--dry-run"], "a whole number from 0 to 4294967295");
+
+    let run = sqs_kit(&["publish", "--count", "2", "--first-order", "4294967295", "--dry-run"]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let ids: Vec<Value> = run.json().as_array().unwrap().iter().map(|order| order["orderId"].clone()).collect();
+    assert_eq!(ids, [json!("ORD-4294967295"), json!("ORD-4294967296")]);
+}

@@ -84,14 +84,20 @@ impl From<Output> for Run {
     }
 }
 
-/// Runs `binary args...` from the workspace root, outside Lambda, with `envs` set.
+/// Runs `binary args...` from the workspace root, outside Lambda, with `envs` set. The Lambda
+/// variables of the developer's shell are dropped: a local mode warns about an inherited
+/// `AWS_LAMBDA_FUNCTION_NAME`, which would add a line to what the tests read.
 pub fn run<I, S>(binary: &Path, args: I, envs: &[(&str, &str)]) -> Run
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
     let mut command = Command::new(binary);
-    command.args(args).current_dir(workspace_root()).env_remove("AWS_LAMBDA_RUNTIME_API");
+    command
+        .args(args)
+        .current_dir(workspace_root())
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .env_remove("AWS_LAMBDA_FUNCTION_NAME");
     for (name, value) in envs {
         command.env(name, value);
     }
@@ -335,6 +341,25 @@ pub fn reversed_event(file: &str) -> tempfile::NamedTempFile {
     let reversed = tempfile::NamedTempFile::new().expect("a temporary file");
     std::fs::write(reversed.path(), event.to_string()).expect("the temporary file is writable");
     reversed
+}
+
+/// An SQS event of `bodies` (messages `message-0`, `message-1`, ...) from the standard queue
+/// `queue_arn`, written to a temporary file for `replay`.
+pub fn event_file(bodies: &[serde_json::Value], queue_arn: &str) -> tempfile::NamedTempFile {
+    let records: Vec<serde_json::Value> = bodies
+        .iter()
+        .enumerate()
+        .map(|(n, body)| {
+            serde_json::json!({
+                "messageId": format!("message-{n}"), "receiptHandle": format!("handle-{n}"), "body": body.to_string(),
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1764000000000"}, "messageAttributes": {},
+                "eventSource": "aws:sqs", "eventSourceARN": queue_arn, "awsRegion": "ap-northeast-2",
+            })
+        })
+        .collect();
+    let file = tempfile::NamedTempFile::new().expect("a temporary file");
+    std::fs::write(file.path(), serde_json::json!({"Records": records}).to_string()).expect("the temporary file is writable");
+    file
 }
 
 /// The SKUs (and unit prices) of generated orders.

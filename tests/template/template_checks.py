@@ -1,4 +1,4 @@
-"""Invariant checks over a parsed SAM template (design.md section 7, issue 5),
+"""Invariant checks over a parsed SAM template (the README's Deploying section),
 and the checkov skips it may carry (issue 8).
 
 Every check is a function ``check_x(template) -> list[str]`` over the template

@@ -1,4 +1,4 @@
-"""template.yaml against design.md section 7 and issue 5.
+"""template.yaml against the README's Deploying section.
 
 Two kinds of tests:
 - the real template passes every check in template_checks and matches the

@@ -132,3 +132,78 @@ fn operator_commands_refuse_bad_input() {
     let seed = run(&binary("inventory"), ["seed", &inputs.path("shape.json"), "--state", &inputs.state()], &[]);
     assert_refused("inventory seed wrong shape", &seed, 2, "does not have the expected shape");
 }
+
+#[test]
+fn read_only_commands_refuse_a_state_directory_that_does_not_exist() {
+    let inputs = Inputs::new();
+    let state = inputs.state();
+    let cases: [(&str, &[&str]); 6] = [
+        ("inventory", &["stock"]),
+        ("inventory", &["stock", "SKU-PAD"]),
+        ("points", &["balance", "CUST-42"]),
+        ("shipping", &["status", "ORD-1001"]),
+        ("shipping", &["ship", "ORD-1001"]),
+        ("email", &["outbox"]),
+    ];
+    for (name, args) in cases {
+        let args: Vec<&str> = args.iter().copied().chain(["--state", &state]).collect();
+        let result = run(&binary(name), &args, &[]);
+        assert_refused(&format!("{name} {args:?}"), &result, 2, &format!("the state directory {state} does not exist"));
+        assert!(!Path::new(&state).exists(), "{name} {args:?} created the state directory");
+    }
+}
+
+#[test]
+fn numbers_and_settings_of_the_run_modes_are_checked_before_anything_runs() {
+    let inputs = Inputs::new();
+    let state = inputs.state();
+    let event = "events/inventory/clean-batch.json";
+    let queue = "http://127.0.0.1:9/123456789012/q";
+    let flags: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["replay", event, "--remaining-ms", "0"], "0 is not in 1..=900000"),
+        (vec!["replay", event, "--remaining-ms", "900001"], "900001 is not in 1..=900000"),
+        (vec!["replay", event, "--remaining-ms", "18446744073709551615"], "is not in 1..=900000"),
+        (vec!["replay", event, "--function-name", "a#b"], "1 to 64 letters, digits, hyphens or underscores"),
+        (vec!["poll", "--queue-url", queue, "--batch-size", "0"], "0 is not in 1..=10000"),
+        (vec!["poll", "--queue-url", queue, "--batch-size", "10001"], "10001 is not in 1..=10000"),
+        (vec!["poll", "--queue-url", queue, "--batch-size", "11"], "needs a --batching-window of at least 1 s"),
+        (vec!["poll", "--queue-url", queue, "--batch-size", "11", "--batching-window", "0"], "needs a --batching-window"),
+        (vec!["poll", "--queue-url", queue, "--batching-window", "301"], "301 is not in 0..=300"),
+        (vec!["poll", "--queue-url", queue, "--max-batches", "0"], "0 is not in 1..=1000000"),
+        (vec!["poll", "--queue-url", queue, "--idle-exit", "0"], "0 is not in 1..=86400"),
+        (vec!["poll", "--queue-url", queue, "--idle-exit", "86401"], "86401 is not in 1..=86400"),
+        (vec!["poll", "--queue-url", queue, "--function-name", ""], "1 to 64 letters"),
+    ];
+    for (args, expected) in flags {
+        let args: Vec<&str> = args.into_iter().chain(["--state", &state]).collect();
+        let result = run(&binary("inventory"), &args, &UNREACHABLE);
+        assert_refused(&format!("inventory {args:?}"), &result, 2, expected);
+        assert!(!Path::new(&state).exists(), "inventory {args:?} wrote state");
+    }
+    let settings = [
+        ("SQS_KIT_MAX_CONCURRENCY", "0", "SQS_KIT_MAX_CONCURRENCY must be a whole number from 1 to 1000, not \"0\""),
+        ("SQS_KIT_MAX_CONCURRENCY", "1001", "from 1 to 1000, not \"1001\""),
+        ("SQS_KIT_MAX_CONCURRENCY", "ten", "from 1 to 1000, not \"ten\""),
+        ("SQS_KIT_METRICS", "false", "SQS_KIT_METRICS must be on or off, not \"false\""),
+        ("SQS_KIT_METRICS_NAMESPACE", "AWS/Lambda", "is not a CloudWatch namespace"),
+        ("SQS_KIT_METRICS_NAMESPACE", "shop\norders", "is not a CloudWatch namespace"),
+        ("SQS_KIT_METRICS_DIMENSION", "RecordsProcessed", "is the name of a field of the metric line"),
+        ("SQS_KIT_METRICS_DIMENSION", ":Function", "is not a CloudWatch dimension name"),
+        ("SQS_KIT_CACHE_SECONDS", "3601", "SQS_KIT_CACHE_SECONDS must be a whole number of seconds from 0 to 3600, not \"3601\""),
+        ("SQS_KIT_CACHE_SECONDS", "a minute", "SQS_KIT_CACHE_SECONDS"),
+    ];
+    for (variable, value, expected) in settings {
+        for args in [vec!["replay", event, "--state", &state], vec!["poll", "--queue-url", queue, "--state", &state]] {
+            let mut envs = UNREACHABLE.to_vec();
+            envs.push((variable, value));
+            let result = run(&binary("inventory"), &args, &envs);
+            assert_refused(&format!("{variable}={value:?} inventory {args:?}"), &result, 2, expected);
+            assert!(!Path::new(&state).exists(), "{variable}={value:?} inventory {args:?} wrote state");
+        }
+    }
+    // The bounds themselves are accepted.
+    for remaining in ["1", "900000"] {
+        let result = run(&binary("inventory"), ["replay", event, "--remaining-ms", remaining, "--state", &state], &[]);
+        assert_eq!(result.code, Some(0), "--remaining-ms {remaining}: {result:?}");
+    }
+}

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use clap::Subcommand;
 use sqs_kit::idempotency::Status;
-use sqs_kit::runner::StoreArgs;
+use sqs_kit::runner::{self, StoreArgs};
 use sqs_kit::store::{Backend, DynamoDbStore};
 
 use crate::domain::SentMail;
@@ -19,8 +19,8 @@ pub enum Command {
     /// outbox, or with --store dynamodb [{..., "messageId"}] from the idempotency table.
     Outbox {
         /// With --store dynamodb: the function whose idempotency records to read, by its
-        /// deployed name (`<stack>-email`); default AWS_LAMBDA_FUNCTION_NAME, else `email`,
-        /// the same name `replay` and `poll` key their records with.
+        /// deployed name (`<stack>-email`); default `email`, the name `replay` and `poll` key
+        /// their records with unless given --function-name.
         #[arg(long)]
         function: Option<String>,
         #[command(flatten)]
@@ -31,14 +31,13 @@ pub enum Command {
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Outbox { function, store } => {
-            let function = function
-                .or_else(|| sqs_kit::env::var(sqs_kit::env::FUNCTION_NAME))
-                .unwrap_or_else(|| "email".to_owned());
-            let mails = match store.open().await? {
+            let mails = match store.open_existing().await? {
                 Backend::Embedded(store) => outbox::list(store.state_dir())?,
-                Backend::DynamoDb(store) => sent_through_ses(&store, &function).await?,
+                Backend::DynamoDb(store) => {
+                    sent_through_ses(&store, &runner::local_function_name("email", function.as_deref(), "--function")).await?
+                }
             };
-            println!("{}", serde_json::to_string(&mails)?);
+            sqs_kit::output::print_json(&mails)?;
         }
     }
     Ok(())

@@ -1,12 +1,15 @@
 //! The e-mail function's business rules, written once against [`Mailer`].
 //!
-//! Exactly one mail per event id comes from the idempotency layer in claim mode: the claim is
-//! taken before [`Email::handle`] runs, and completed with its [`SentMail`] after. What the
-//! handler returns is stored as the idempotency result and printed by `replay`, so it names
-//! the order, the event and where the mail went, but never the recipient's address.
+//! One mail per event id comes from the idempotency layer in claim mode: the claim is taken
+//! before [`Email::handle`] runs, and completed with its [`SentMail`] after. Between the two
+//! the mail is out but not yet recorded; the adapters decide what a retry does there (the
+//! outbox finds the file it wrote, SES cannot tell, see [`crate::ses`]). What the handler
+//! returns is stored as the idempotency result and printed by `replay`, so it names the order,
+//! the event and where the mail went (the SES message id), never the recipient's address.
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use orders::{EventType, OrderEvent};
@@ -101,7 +104,9 @@ pub struct SentMail {
 /// reasons end up in logs and must not contain addresses (see [`sqs_kit::redact::email_addresses`]).
 #[async_trait]
 pub trait Mailer: Send + Sync + 'static {
-    async fn send(&self, mail: &Mail) -> Result<Delivery, RecordError>;
+    /// Sends `mail`; `time_left` runs until the invocation's deadline, when the claim on the
+    /// event lapses and another delivery may send it.
+    async fn send(&self, mail: &Mail, time_left: Duration) -> Result<Delivery, RecordError>;
 }
 
 pub struct Email {
@@ -119,7 +124,7 @@ impl RecordHandler for Email {
     type Body = OrderEvent;
     type Output = SentMail;
 
-    async fn handle(&self, order: OrderEvent, _cx: RecordContext) -> Result<SentMail, RecordError> {
+    async fn handle(&self, order: OrderEvent, cx: RecordContext) -> Result<SentMail, RecordError> {
         let kind = MailKind::of(order.event_type);
         check_recipient(&order.customer_email).map_err(|problem| {
             RecordError::permanent(format!(
@@ -138,7 +143,7 @@ impl RecordHandler for Email {
             order_id: order.order_id,
             event_id: order.event_id,
         };
-        let delivery = self.mailer.send(&mail).await?;
+        let delivery = self.mailer.send(&mail, cx.invocation.remaining()).await?;
         match &delivery {
             Delivery::Outbox { path } => {
                 tracing::info!(kind = kind.as_str(), order_id = %mail.order_id, event_id = %mail.event_id, path, "mail written to the outbox")

@@ -28,7 +28,7 @@ use domain::{Email, Mailer};
 fn mailer(backend: &Backend) -> anyhow::Result<(Arc<dyn Mailer>, String)> {
     let (mailer, sender): (Arc<dyn Mailer>, String) = match backend {
         Backend::Embedded(store) => (
-            Arc::new(outbox::OutboxMailer::new(store.state_dir())),
+            Arc::new(outbox::OutboxMailer::open(store.state_dir())),
             config::var(config::EMAIL_SENDER).unwrap_or_else(|| config::DEFAULT_LOCAL_SENDER.to_owned()),
         ),
         Backend::DynamoDb(_) => (

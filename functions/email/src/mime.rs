@@ -77,7 +77,11 @@ pub fn hex_digest(text: &str) -> String {
 /// encoded words (UTF-8, base64), joined by `separator` (folding whitespace in a file, a
 /// space where the value must stay on one line).
 pub fn encode_header(value: &str, separator: &str) -> String {
-    let plain = value.len() <= 900 && value.chars().all(|c| c == ' ' || c.is_ascii_graphic()) && !value.contains("=?");
+    // Spaces at either end are encoded too: a reader trims them off a plain value.
+    let plain = value.len() <= 900
+        && value.chars().all(|c| c == ' ' || c.is_ascii_graphic())
+        && !value.contains("=?")
+        && value.trim() == value;
     if plain {
         return value.to_owned();
     }
@@ -283,7 +287,7 @@ mod tests {
     #[test]
     fn headers_are_encoded_only_when_needed() {
         assert_eq!(encode_header("ORD-1001", " "), "ORD-1001");
-        for value in ["ORD-서울-1", "ORD-1\r\nBcc: x", &"긴".repeat(40), "=?UTF-8?B?x?=", ""] {
+        for value in ["ORD-서울-1", "ORD-1\r\nBcc: x", &"긴".repeat(40), "=?UTF-8?B?x?=", "", " ORD-1 "] {
             let encoded = encode_header(value, "\r\n ");
             assert!(encoded.is_ascii(), "{encoded}");
             assert!(encoded.split("\r\n ").all(|word| word.len() <= 75), "{encoded}");

@@ -8,10 +8,23 @@
 //! override, a profile's service settings). A [`OnceCell`] makes the first record of an
 //! execution environment load it once; concurrent records wait for that one load.
 //!
-//! SES has no idempotency token: if the function dies after SES accepted a mail and before the
-//! idempotency record is completed, the retry sends the mail again. Claim mode narrows that
-//! window to one request; it cannot close it.
+//! `SendEmail` has no idempotency token (no client token, and no way to look a sent mail up
+//! by our event id), so a mail SES accepted but the idempotency record does not show as sent
+//! is sent again by the next delivery. That happens only when the process dies (or the
+//! completion write fails) between SES's answer and the completion, or when SES's answer is
+//! lost after it took the mail. This adapter keeps the window to that:
+//! - the SDK does not retry a `SendEmail` that SES may have accepted (a timeout, a dropped
+//!   connection, a 5xx); it retries only a throttling refusal ([`RetryRefusalsOnly`]);
+//! - a mail is not sent with less than [`SEND_RESERVE`] left before the deadline, when the
+//!   claim lapses and the batch abandons the record, so an accepted mail can still be recorded;
+//! - the handler returns straight after SES answers, and the SES message id goes into the log
+//!   line and the idempotency result, so a second mail can be matched to the first.
 
+use std::time::Duration;
+
+use aws_sdk_sesv2::config::http::HttpResponse;
+use aws_sdk_sesv2::config::interceptors::InterceptorContext;
+use aws_sdk_sesv2::config::retry::{ClassifyRetry, RetryAction};
 use aws_sdk_sesv2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sesv2::operation::send_email::SendEmailError;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message, MessageHeader};
@@ -26,6 +39,30 @@ use crate::mime;
 /// SES's limit on a custom header value.
 const MAX_HEADER_VALUE: usize = 870;
 
+/// The least time before the invocation's deadline a send may start with: SES answers in well
+/// under a second, and the completion write needs the rest.
+const SEND_RESERVE: Duration = Duration::from_secs(1);
+
+/// Lets the SDK retry a failed `SendEmail` only when SES refused it (HTTP 429, throttling):
+/// after a timeout, a dropped connection or a server error, SES may have taken the mail, and
+/// a retry would send it twice. Such a failure goes back to SQS, which delivers it again.
+#[derive(Debug)]
+struct RetryRefusalsOnly;
+
+impl ClassifyRetry for RetryRefusalsOnly {
+    fn classify_retry(&self, cx: &InterceptorContext) -> RetryAction {
+        let refused = cx.response().is_some_and(|response| response.status().as_u16() == 429);
+        match cx.output_or_error() {
+            Some(Err(_)) if !refused => RetryAction::RetryForbidden,
+            _ => RetryAction::NoActionIndicated,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "retry SendEmail only when SES refused it"
+    }
+}
+
 #[derive(Default)]
 pub struct SesMailer {
     client: OnceCell<Client>,
@@ -37,7 +74,12 @@ impl SesMailer {
     }
 
     async fn client(&self) -> &Client {
-        self.client.get_or_init(|| async { Client::new(&aws_config::load_from_env().await) }).await
+        self.client
+            .get_or_init(|| async {
+                let shared = aws_config::load_from_env().await;
+                Client::from_conf(aws_sdk_sesv2::config::Builder::from(&shared).retry_classifier(RetryRefusalsOnly).build())
+            })
+            .await
     }
 }
 
@@ -63,7 +105,15 @@ fn headers(mail: &Mail) -> Vec<MessageHeader> {
 
 #[async_trait]
 impl Mailer for SesMailer {
-    async fn send(&self, mail: &Mail) -> Result<Delivery, RecordError> {
+    async fn send(&self, mail: &Mail, time_left: Duration) -> Result<Delivery, RecordError> {
+        if time_left < SEND_RESERVE {
+            return Err(RecordError::transient(format!(
+                "not sending {} yet: {} ms are left before the invocation's deadline, less than the {} ms it takes to send a mail and record it as sent (an unrecorded mail is sent again); it will be retried",
+                what(mail),
+                time_left.as_millis(),
+                SEND_RESERVE.as_millis()
+            )));
+        }
         let message = Message::builder()
             .subject(utf8(&mail.subject)?)
             .body(Body::builder().text(utf8(&mail.text)?).html(utf8(&mail.html)?).build())
@@ -87,7 +137,7 @@ impl Mailer for SesMailer {
 /// What a `SendEmail` failure means for the record. Only a message SES refuses as such is
 /// permanent; throttling, a paused or suspended account, a sending domain being verified and
 /// network trouble can pass, and SQS will deliver the record again.
-fn failure<R: std::fmt::Debug>(mail: &Mail, error: SdkError<SendEmailError, R>) -> RecordError {
+fn failure(mail: &Mail, error: SdkError<SendEmailError, HttpResponse>) -> RecordError {
     // The service's own code and message: the full error context would dump the raw HTTP
     // response. SES quotes the addresses it objects to; they must not reach the logs.
     let detail = match &error {
@@ -98,11 +148,22 @@ fn failure<R: std::fmt::Debug>(mail: &Mail, error: SdkError<SendEmailError, R>) 
         other => DisplayErrorContext(other).to_string(),
     };
     let detail = sqs_kit::redact::email_addresses(&detail);
-    let what = format!("the {} mail for order {} (event {})", mail.kind.as_str(), mail.order_id, mail.event_id);
+    let what = what(mail);
     match error.as_service_error() {
         Some(SendEmailError::MessageRejected(_) | SendEmailError::BadRequestException(_)) => RecordError::permanent(format!(
             "SES refused {what}: {detail}; check that EMAIL_SENDER is a verified identity (and, in the SES sandbox, the recipient too)"
         )),
-        _ => RecordError::transient(format!("SES could not send {what}: {detail}; it will be retried")),
+        _ => {
+            // No answer, or a server error: SES may have taken the mail all the same. Said
+            // here, so that the log explains a second mail.
+            let unanswered = matches!(error, SdkError::TimeoutError(_) | SdkError::ResponseError(_))
+                || error.raw_response().is_some_and(|response| response.status().is_server_error());
+            let repeat = if unanswered { " (SES may have sent it nonetheless; the retry then sends it a second time)" } else { "" };
+            RecordError::transient(format!("SES could not send {what}: {detail}; it will be retried{repeat}"))
+        }
     }
+}
+
+fn what(mail: &Mail) -> String {
+    format!("the {} mail for order {} (event {})", mail.kind.as_str(), mail.order_id, mail.event_id)
 }

@@ -139,13 +139,28 @@ fn decode_quoted_printable(text: &str) -> String {
 }
 
 /// An event file in `dir` made from the first record of `base`, its body changed by `edit`.
-fn edited_event(dir: &Path, base: &str, edit: impl FnOnce(&mut Value)) -> String {
+fn edited_event(dir: &Path, base: &str, edit: impl Fn(&mut Value)) -> String {
+    edited_events(dir, base, 1, |_, body| edit(body))
+}
+
+/// An event file in `dir` of `count` copies of the first record of `base`, copy `i` with its
+/// body changed by `edit(i, body)` and, from the second on, the message id `<messageId>-<i>`.
+fn edited_events(dir: &Path, base: &str, count: usize, edit: impl Fn(usize, &mut Value)) -> String {
     let mut event: Value = serde_json::from_str(&std::fs::read_to_string(e2e::workspace_root().join(base)).unwrap()).unwrap();
-    let record = &mut event["Records"].as_array_mut().unwrap()[0];
-    let mut body: Value = serde_json::from_str(record["body"].as_str().unwrap()).unwrap();
-    edit(&mut body);
-    record["body"] = Value::String(body.to_string());
-    event["Records"] = json!([record.clone()]);
+    let first = event["Records"][0].clone();
+    let records: Vec<Value> = (0..count)
+        .map(|i| {
+            let mut record = first.clone();
+            let mut body: Value = serde_json::from_str(record["body"].as_str().unwrap()).unwrap();
+            edit(i, &mut body);
+            record["body"] = Value::String(body.to_string());
+            if i > 0 {
+                record["messageId"] = json!(format!("{}-{i}", first["messageId"].as_str().unwrap()));
+            }
+            record
+        })
+        .collect();
+    event["Records"] = Value::Array(records);
     let path = dir.join("event.json");
     std::fs::write(&path, event.to_string()).unwrap();
     path.display().to_string()
@@ -347,4 +362,89 @@ fn sending_through_ses_needs_a_sender() {
     );
     assert_eq!(run.code, Some(1), "{run:?}");
     assert!(run.stderr.contains("EMAIL_SENDER is not a usable From address"), "{}", run.stderr);
+}
+
+/// Event ids are free text. Each gets an outbox file of its own, however it is chosen: before,
+/// `a/b` was written as `event-<hash>.eml`, and an event whose id was that very name was
+/// reported processed with the other event's mail.
+#[test]
+fn every_event_id_gets_an_outbox_file_of_its_own() {
+    use sha2::Digest as _;
+    let state = TempDir::new().unwrap();
+    let hash: String = sha2::Sha256::digest(b"a/b").iter().map(|byte| format!("{byte:02x}")).collect();
+    let long = "x".repeat(300);
+    let ids = ["a/b".to_owned(), format!("event-{}", &hash[..40]), "a".to_owned(), "%61".to_owned(), ".a".to_owned(), long.clone(), format!("{long}y"), "주문 1".to_owned()];
+    let event = edited_events(state.path(), CLEAN, ids.len(), |i, body| {
+        body["eventId"] = json!(ids[i]);
+        body["orderId"] = json!(format!("ORD-{i}"));
+    });
+    let run = replay(state.path(), &event);
+    assert_eq!(failures(&run), Vec::<String>::new());
+    assert!(run.stderr.contains(&format!("totals: {} processed, 0 duplicate, 0 failed", ids.len())), "{}", run.stderr);
+
+    let listing = outbox_listing(state.path());
+    let mails = listing.as_array().unwrap();
+    assert_eq!(mails.len(), ids.len(), "{listing:#}");
+    assert_eq!(outbox_files(state.path()).len(), ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        let mail = mails.iter().find(|mail| mail["eventId"] == id.as_str()).unwrap_or_else(|| panic!("no mail for {id}: {listing:#}"));
+        assert_eq!(mail["orderId"], format!("ORD-{i}"), "{id} has its own mail");
+        let path = Path::new(mail["path"].as_str().unwrap());
+        assert_eq!(path.parent().unwrap(), state.path().join("outbox"), "{}", path.display());
+    }
+}
+
+/// A file under an event's name that is not that event's mail (a file put there by hand, or
+/// two ids that differ only in case on a case-insensitive file system) is not reported as
+/// the event's mail.
+#[test]
+fn a_file_holding_another_event_s_mail_is_not_taken_for_this_event_s() {
+    let state = TempDir::new().unwrap();
+    std::fs::create_dir_all(state.path().join("outbox")).unwrap();
+    let path = eml_path(state.path(), ORD_1001_PLACED);
+    let other = "From: orders@example.com\r\nX-Mail-Kind: confirmation\r\nX-Order-Id: ORD-9\r\nX-Event-Id: some-other-event\r\n\r\nbody\r\n";
+    std::fs::write(&path, other).unwrap();
+
+    let run = replay(state.path(), CLEAN);
+    assert_eq!(failures(&run), ["6d95ad00-3c79-5872-a8cf-c5c5952aa671"]);
+    assert!(
+        run.stderr.contains(&format!(
+            "failed (permanent): the outbox file {} for event {ORD_1001_PLACED} holds the mail of event some-other-event; move that file out of the outbox and replay the event",
+            path.display()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), other);
+
+    std::fs::remove_file(&path).unwrap();
+    let run = replay(state.path(), CLEAN);
+    assert_eq!(failures(&run), Vec::<String>::new(), "the claim was released: {}", run.stderr);
+    assert_eq!(Eml::read(&path).headers["x-event-id"], ORD_1001_PLACED);
+}
+
+/// A crash between creating a mail's temporary file and linking it leaves the customer's mail
+/// in a dot file. The next run removes it, whether or not it writes mail itself.
+#[test]
+fn a_temporary_file_left_by_a_crash_is_gone_after_the_next_run() {
+    let state = TempDir::new().unwrap();
+    let outbox = state.path().join("outbox");
+    std::fs::create_dir_all(&outbox).unwrap();
+    let left_behind = |pid: u32| {
+        let path = outbox.join(format!(".{ORD_1001_PLACED}.eml.{pid}-1764061200000000000.tmp"));
+        std::fs::write(&path, "To: minji@example.com\r\nSubject: Your order ORD-1001 is confirmed\r\n").unwrap();
+        path
+    };
+
+    let crashed = left_behind(4_000_001);
+    replay(state.path(), CLEAN);
+    assert!(!crashed.exists(), "a run that writes mail removes it");
+
+    let crashed = left_behind(4_000_002);
+    let run = replay(state.path(), CLEAN);
+    assert!(run.stderr.contains("totals: 0 processed, 3 duplicate"), "{}", run.stderr);
+    assert!(!crashed.exists(), "a run that writes no mail removes it too");
+    let names: Vec<String> = outbox_files(state.path()).iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(names.iter().all(|name| name.ends_with(".eml") && !name.starts_with('.')), "{names:?}");
 }

@@ -8,11 +8,15 @@
 
 use std::collections::BTreeSet;
 use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
 use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
 use e2e::Run;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 const CLEAN: &str = "events/email/clean-batch.json";
 const DUPLICATE_AND_MALFORMED: &str = "events/email/duplicate-and-malformed.json";
@@ -48,17 +52,24 @@ impl Setup {
     }
 
     fn email_with(&self, args: &[&str], extra: &[(&str, &str)]) -> Run {
-        let args = args.iter().copied().chain(["--store", "dynamodb"]);
-        let mut envs = vec![
+        let run: Run = self.command(args, extra).output().expect("the email binary runs").into();
+        assert!(!run.stderr.contains('@'), "stderr names an address:\n{}", run.stderr);
+        run
+    }
+
+    /// `email args... --store dynamodb` from the workspace root, outside Lambda, as `e2e::run`
+    /// runs it.
+    fn command(&self, args: &[&str], extra: &[(&str, &str)]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_email"));
+        command.args(args).args(["--store", "dynamodb"]).current_dir(e2e::workspace_root()).env_remove("AWS_LAMBDA_RUNTIME_API");
+        let envs = [
             ("IDEMPOTENCY_TABLE", self.table.as_str()),
             ("EMAIL_SENDER", self.sender.as_str()),
             ("AWS_LAMBDA_FUNCTION_NAME", ""),
             ("LOG_LEVEL", "info"),
         ];
-        envs.extend_from_slice(extra);
-        let run = e2e::run(Path::new(env!("CARGO_BIN_EXE_email")), args, &envs);
-        assert!(!run.stderr.contains('@'), "stderr names an address:\n{}", run.stderr);
-        run
+        command.envs(envs.iter().chain(extra).copied());
+        command
     }
 
     fn replay(&self, file: &str) -> Run {
@@ -224,13 +235,222 @@ async fn the_outbox_reads_the_deployed_function_s_records() {
     let Some(setup) = Setup::new().await else { return };
     setup.verify_sender().await;
     // In Lambda, keys are prefixed with the deployed name, `<stack>-email`.
-    let deployed = [("AWS_LAMBDA_FUNCTION_NAME", "shop-email")];
-    let run = setup.email_with(&["replay", CLEAN], &deployed);
+    let run = setup.email(&["replay", CLEAN, "--function-name", "shop-email"]);
     assert_eq!(failures(&run), Vec::<String>::new(), "{run:?}");
 
     assert_eq!(setup.listed(&[]), Vec::<Value>::new(), "nothing under the local name `email`");
     let listed = setup.listed(&["--function", "shop-email"]);
     assert_eq!(field(&listed, "orderId"), BTreeSet::from(["ORD-1001", "ORD-1002", "ORD-1003"]));
-    let run = setup.email_with(&["outbox"], &deployed);
-    assert_eq!(run.json().as_array().unwrap().len(), 3, "the function name is read from the environment, as replay does");
+    // Outside Lambda an inherited AWS_LAMBDA_FUNCTION_NAME names no function, as in replay.
+    let run = setup.email_with(&["outbox"], &[("AWS_LAMBDA_FUNCTION_NAME", "shop-email")]);
+    assert_eq!(run.json(), json!([]), "{run:?}");
+}
+
+/// A stand-in for SES on a local port: it counts the requests it gets, and answers each with
+/// `answer` (status line and error code), or never.
+struct FakeSes {
+    url: String,
+    requests: Arc<AtomicUsize>,
+    received: mpsc::Receiver<()>,
+}
+
+impl FakeSes {
+    fn start(answer: Option<(&'static str, &'static str)>) -> FakeSes {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(AtomicUsize::new(0));
+        let (sender, received) = mpsc::channel();
+        let counter = Arc::clone(&requests);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let (Ok(mut stream), counter, sender) = (stream, Arc::clone(&counter), sender.clone()) else { return };
+                std::thread::spawn(move || {
+                    while read_request(&mut stream) {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        let _ = sender.send(());
+                        let Some((status, code)) = answer else {
+                            // Holds the connection open, as a server that took the request
+                            // and has not answered yet.
+                            std::thread::sleep(Duration::from_secs(3600));
+                            return;
+                        };
+                        let body = format!(r#"{{"message":"{code} from the fake SES"}}"#);
+                        let response = format!(
+                            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nx-amzn-ErrorType: {code}\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if stream.write_all(response.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        FakeSes { url, requests, received }
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+/// Reads one HTTP request (headers, then a body of Content-Length bytes); false at the end of
+/// the connection.
+fn read_request(stream: &mut TcpStream) -> bool {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return false,
+        }
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let length = head.lines().find_map(|line| line.strip_prefix("content-length:")).map_or(0, |n| n.trim().parse().unwrap_or(0));
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).is_ok()
+}
+
+/// An event file in `dir` of the first `count` records of `base`, each changed by
+/// `edit(i, record)`.
+fn edited_records(dir: &Path, base: &str, count: usize, edit: impl Fn(usize, &mut Value)) -> String {
+    let mut event: Value = serde_json::from_str(&e2e::read_event(base)).unwrap();
+    let records = event["Records"].as_array_mut().unwrap();
+    records.truncate(count);
+    for (i, record) in records.iter_mut().enumerate() {
+        edit(i, record);
+    }
+    let path = dir.join(format!("event-{}.json", e2e::unique_name("ses")));
+    std::fs::write(&path, event.to_string()).unwrap();
+    path.display().to_string()
+}
+
+fn count_of(sent: &[Value], subject: &str) -> usize {
+    sent.iter().filter(|mail| mail["subject"] == subject).count()
+}
+
+/// The idempotency claims of these runs lapse at their deadline, this long after they start.
+const REMAINING_MS: &str = "4000";
+const CLAIM_LAPSE: Duration = Duration::from_millis(4100);
+
+/// SES has no idempotency token: after a timeout, a dropped connection or a server error it
+/// may have taken the mail, so the SDK must not send it again. Only a refusal is retried.
+#[tokio::test]
+async fn the_sdk_retries_a_send_only_when_ses_refused_it() {
+    let Some(setup) = Setup::new().await else { return };
+    for (answer, retried) in [(("503 Service Unavailable", "ServiceUnavailable"), false), (("500 Internal Server Error", "InternalFailure"), false), (("429 Too Many Requests", "TooManyRequestsException"), true)] {
+        let fake = FakeSes::start(Some(answer));
+        let run = setup.email_with(&["replay", ORDER_THEN_CANCEL], &[("AWS_ENDPOINT_URL_SESV2", fake.url.as_str())]);
+        assert_eq!(failures(&run).len(), 2, "{run:?}");
+        assert!(run.stderr.contains("failed (transient): SES could not send"), "{}", run.stderr);
+        let warned = run.stderr.contains("(SES may have sent it nonetheless; the retry then sends it a second time)");
+        if retried {
+            assert!(fake.requests() > 2, "a throttled send is tried again: {} requests", fake.requests());
+            assert!(!warned, "{}", run.stderr);
+        } else {
+            assert_eq!(fake.requests(), 2, "one SendEmail per mail after {answer:?}");
+            assert!(warned, "the log says a second mail may follow: {}", run.stderr);
+        }
+    }
+}
+
+/// A crash repeats a mail only when it falls between SES taking the mail and the completion of
+/// the idempotency record. The three records run one after the other (one FIFO group): the
+/// first is completed before the second's mail crashes the process, and the third is never
+/// reached, so its crash comes before its send.
+#[tokio::test]
+async fn a_crash_repeats_a_mail_only_between_ses_taking_it_and_the_completion() {
+    let Some(setup) = Setup::new().await else { return };
+    setup.verify_sender().await;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = edited_records(dir.path(), CLEAN, 3, |i, record| {
+        record["eventSourceARN"] = json!("arn:aws:sqs:ap-northeast-2:123456789012:orders-email.fifo");
+        record["attributes"]["MessageGroupId"] = json!("customers");
+        record["attributes"]["MessageDeduplicationId"] = json!(format!("dedup-{i}"));
+        record["attributes"]["SequenceNumber"] = json!(format!("1863000000000000000{i}"));
+    });
+    let [first, second, third] = ["ORD-1001", "ORD-1002", "ORD-1003"].map(|order| format!("Your order {order} is confirmed"));
+
+    let started = Instant::now();
+    let crash = [("SQS_KIT_FAULT", "crash-after-handler:7f45a350-6361-56b8-a620-69cfa4045a76")];
+    let run = setup.email_with(&["replay", &fifo, "--remaining-ms", REMAINING_MS], &crash);
+    assert_ne!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.contains("SQS_KIT_FAULT: aborting at crash-after-handler"), "{}", run.stderr);
+    let sent = setup.sent();
+    assert_eq!((count_of(&sent, &first), count_of(&sent, &second), count_of(&sent, &third)), (1, 1, 0), "{sent:#?}");
+    // The crashed send is in the log by its SES message id, so a second mail can be traced.
+    let crashed = sent.iter().find(|mail| mail["subject"] == second.as_str()).unwrap()["id"].as_str().unwrap().to_owned();
+    assert!(run.stderr.contains(&crashed), "{}", run.stderr);
+
+    std::thread::sleep(CLAIM_LAPSE.saturating_sub(started.elapsed()));
+    let run = setup.replay(&fifo);
+    assert!(run.stderr.contains("totals: 2 processed, 1 duplicate, 0 failed"), "{}", run.stderr);
+    let sent = setup.sent();
+    assert_eq!(
+        (count_of(&sent, &first), count_of(&sent, &second), count_of(&sent, &third)),
+        (1, 2, 1),
+        "completed before the crash: once; crashed between send and completion: twice; not reached: once\n{sent:#?}"
+    );
+    let listed = setup.listed(&[]);
+    assert_eq!(listed.len(), 3, "{listed:#?}");
+    let resent = listed.iter().find(|mail| mail["orderId"] == "ORD-1002").unwrap()["messageId"].as_str().unwrap();
+    assert_ne!(resent, crashed, "the record names the mail sent last");
+
+    let run = setup.replay(&fifo);
+    assert!(run.stderr.contains("totals: 0 processed, 3 duplicate, 0 failed"), "{}", run.stderr);
+    assert_eq!(setup.sent().len(), 4);
+}
+
+/// Killed while SES has the request and has not answered (a request SES never took): nothing
+/// was sent, the claim keeps other deliveries off until it lapses, and then one mail goes out.
+#[tokio::test]
+async fn a_crash_before_ses_takes_the_mail_sends_it_once() {
+    let Some(setup) = Setup::new().await else { return };
+    setup.verify_sender().await;
+    let dir = tempfile::tempdir().unwrap();
+    let one = edited_records(dir.path(), ORDER_THEN_CANCEL, 1, |_, _| {});
+    let silent = FakeSes::start(None);
+
+    let started = Instant::now();
+    let mut child = setup
+        .command(&["replay", &one, "--remaining-ms", REMAINING_MS], &[("AWS_ENDPOINT_URL_SESV2", silent.url.as_str())])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    silent.received.recv_timeout(Duration::from_secs(20)).expect("the send reaches SES");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let run = setup.replay(&one);
+    assert_eq!(failures(&run).len(), 1, "the crashed run's claim holds until its deadline: {run:?}");
+    assert!(setup.sent().is_empty());
+
+    std::thread::sleep(CLAIM_LAPSE.saturating_sub(started.elapsed()));
+    let run = setup.replay(&one);
+    assert_eq!(failures(&run), Vec::<String>::new(), "{}", run.stderr);
+    assert_eq!(count_of(&setup.sent(), "Your order ORD-1001 is confirmed"), 1);
+}
+
+/// Lambda ends the invocation at its deadline, and the claim lapses then: a mail SES took in
+/// the last moment could not be recorded, and would go out again. So none is sent that late,
+/// even from a record that started in time (the batch starts none with under 2 s left) and
+/// was held up before its send.
+#[tokio::test]
+async fn no_mail_is_sent_too_close_to_the_deadline_to_record_it() {
+    let Some(setup) = Setup::new().await else { return };
+    setup.verify_sender().await;
+    // About 700 ms are left when the send would start.
+    let held_up = [("SQS_KIT_FAULT", "slow:1800")];
+    let run = setup.email_with(&["replay", ORDER_THEN_CANCEL, "--remaining-ms", "2600"], &held_up);
+    assert_eq!(failures(&run).len(), 2, "{run:?}");
+    assert!(
+        run.stderr.contains("failed (transient): not sending the confirmation mail for order ORD-1001 (event 18312976-aa10-5747-a479-1cc7bbd9a7e7) yet"),
+        "{}",
+        run.stderr
+    );
+    assert!(setup.sent().is_empty());
+    let run = setup.replay(ORDER_THEN_CANCEL);
+    assert_eq!(failures(&run), Vec::<String>::new(), "{}", run.stderr);
+    assert_eq!(setup.sent().len(), 2);
 }

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use clap::Subcommand;
+use sqs_kit::output::print_json;
 use sqs_kit::runner::{load_json, BadInput, StoreArgs};
 
 use crate::domain::StockLevel;
@@ -35,10 +36,10 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             check_levels(&levels)?;
             let stock = crate::stock_port(&store.open().await?)?;
             stock.seed(&levels).await?;
-            println!("{}", serde_json::to_string(&levels)?);
+            print_json(&levels)?;
         }
         Command::Stock { sku, store } => {
-            let stock = crate::stock_port(&store.open().await?)?;
+            let stock = crate::stock_port(&store.open_existing().await?)?;
             let levels = match sku {
                 Some(sku) => {
                     let available = stock.level(&sku).await?.ok_or_else(|| {
@@ -48,7 +49,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 }
                 None => stock.levels().await?,
             };
-            println!("{}", serde_json::to_string(&levels)?);
+            print_json(&levels)?;
         }
     }
     Ok(())
@@ -59,6 +60,14 @@ fn check_levels(levels: &[StockLevel]) -> Result<(), BadInput> {
     for (index, level) in levels.iter().enumerate() {
         if level.sku.trim().is_empty() {
             return Err(BadInput(format!("stock level {index} has an empty sku")));
+        }
+        if level.sku.len() > orders::limits::MAX_SKU_BYTES {
+            return Err(BadInput(format!(
+                "stock level {index} has a {}-byte sku; at most {} bytes are allowed, {}",
+                level.sku.len(),
+                orders::limits::MAX_SKU_BYTES,
+                orders::limits::SKU_LIMIT
+            )));
         }
         if level.available < 0 {
             return Err(BadInput(format!("stock level {index} ({}) has a negative available count {}", level.sku, level.available)));

@@ -70,8 +70,9 @@ pub trait StockPort: Send + Sync + 'static {
     fn reserve(&self, reservation: &Reservation) -> Vec<BusinessWrite>;
     /// A write that stores `reservation` (rejected or cancelled) iff the order has none.
     fn record(&self, reservation: &Reservation) -> BusinessWrite;
-    /// Writes that give each line back to its SKU and mark the reservation released, iff it is
-    /// still `RESERVED` (the last write).
+    /// Writes that give each line back to its SKU iff its level stays within an `i64` (write
+    /// `i` is line `i`: DynamoDB would store more, SQLite would turn it into a float), then mark
+    /// the reservation released, iff it is still `RESERVED` (the last write).
     fn release(&self, reservation: &Reservation) -> Vec<BusinessWrite>;
     async fn reservation(&self, order_id: &str) -> anyhow::Result<Option<Reservation>>;
     async fn level(&self, sku: &str) -> anyhow::Result<Option<i64>>;
@@ -154,8 +155,20 @@ impl Inventory {
                 (vec![self.stock.record(&tombstone)], InventoryOutcome::Unchanged { order_id: order.order_id.clone(), reason })
             }
         };
+        let released = match &outcome {
+            InventoryOutcome::Released { lines, .. } => lines.as_slice(),
+            _ => &[],
+        };
         match tx.commit(writes, &outcome).await {
             Ok(()) => Ok(outcome),
+            // No retry can make room: the level must be lowered first (`inventory seed`).
+            Err(CommitError::Rejected { index, .. }) if index < released.len() => Err(RecordError::permanent(format!(
+                "releasing {} of {} for order {} would take its stock level past {}, the largest a store can hold; nothing was released",
+                released[index].quantity,
+                released[index].sku,
+                order.order_id,
+                i64::MAX
+            ))),
             // The reservation changed between the read and the commit: read it again next time.
             Err(CommitError::Rejected { reason, .. }) => Err(RecordError::transient(format!(
                 "the reservation of order {} changed while it was being released ({reason}); retrying",

@@ -101,11 +101,12 @@ impl StockPort for DynamoDbStock {
             .lines
             .iter()
             .map(|line| {
+                // DynamoDB numbers hold 38 digits; levels are read back into an i64.
                 self.update(
                     sku_key(&line.sku),
                     "SET sku = :sku ADD available :quantity",
-                    None,
-                    &[(":sku", s(&line.sku)), (":quantity", n(line.quantity))],
+                    Some("attribute_not_exists(available) OR available <= :ceiling"),
+                    &[(":sku", s(&line.sku)), (":quantity", n(line.quantity)), (":ceiling", n(i64::MAX - line.quantity))],
                 )
             })
             .collect();
@@ -171,5 +172,20 @@ impl StockPort for DynamoDbStock {
                 .await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use orders::limits::{MAX_ORDER_ID_BYTES, MAX_PARTITION_KEY_BYTES, MAX_SKU_BYTES};
+
+    use super::*;
+
+    #[test]
+    fn the_longest_accepted_ids_fit_the_partition_key() {
+        let sku = sku_key(&"x".repeat(MAX_SKU_BYTES));
+        assert_eq!(sku.as_s().unwrap().len(), MAX_PARTITION_KEY_BYTES, "the SKU limit is exactly what the key leaves");
+        let order = order_key(&"x".repeat(MAX_ORDER_ID_BYTES));
+        assert!(order.as_s().unwrap().len() <= MAX_PARTITION_KEY_BYTES);
     }
 }

@@ -91,10 +91,18 @@ impl StockPort for EmbeddedStock {
             .map(|line| {
                 let Line { sku, quantity } = line.clone();
                 BusinessWrite::Embedded(Box::new(move |tx| {
+                    // Summed here, not in SQL: SQLite turns an overflowing integer sum into a float.
+                    let available: i64 = tx
+                        .query_row("SELECT available FROM inventory_stock WHERE sku = ?1", [&sku], |row| row.get(0))
+                        .optional()?
+                        .unwrap_or(0);
+                    let Some(available) = available.checked_add(quantity) else {
+                        return Err(WriteRejected::Condition(format!("{sku}: {available} plus {quantity} does not fit an i64")));
+                    };
                     tx.execute(
                         "INSERT INTO inventory_stock (sku, available) VALUES (?1, ?2)
-                         ON CONFLICT (sku) DO UPDATE SET available = available + excluded.available",
-                        params![sku, quantity],
+                         ON CONFLICT (sku) DO UPDATE SET available = excluded.available",
+                        params![sku, available],
                     )?;
                     Ok(())
                 }))

@@ -170,3 +170,77 @@ fn seed_refuses_bad_input_with_one_line_and_exit_2() {
     }
     assert_eq!(stock(&env), json!([]), "nothing partial was written");
 }
+
+/// An SQS event of `bodies` on a standard queue, in a temporary file.
+fn event_file(bodies: &[Value]) -> tempfile::NamedTempFile {
+    e2e::event_file(bodies, "arn:aws:sqs:ap-northeast-2:123456789012:orders-inventory")
+}
+
+/// An order event of `quantity` units of `sku`.
+fn order(event_id: &str, event_type: &str, sku: &str, quantity: i64) -> Value {
+    let mut body = e2e::generated_order(0, event_id, "ORD-9001", "CUST-42");
+    body["eventType"] = json!(event_type);
+    body["items"] = json!([{"sku": sku, "quantity": quantity, "unitPrice": 1}]);
+    body["totalAmount"] = json!(quantity);
+    body
+}
+
+fn seed_levels(env: &Function, levels: Value) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), levels.to_string()).unwrap();
+    let run = env.run(&["seed", file.path().to_str().unwrap()]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+}
+
+/// Stock re-seeded to the maximum while an order holds some: giving the order's units back
+/// would pass what a stock level can hold, so the cancellation fails permanently and the level
+/// stays an exact integer that `stock` prints.
+async fn a_release_past_the_largest_stock_level_fails_permanently(env: Function) {
+    seed_levels(&env, json!([{"sku": "SKU-GOLD", "available": 10}]));
+    let placed = event_file(&[order("event-placed", "OrderPlaced", "SKU-GOLD", 5)]);
+    assert!(env.replay(placed.path().to_str().unwrap()).failures().is_empty());
+    seed_levels(&env, json!([{"sku": "SKU-GOLD", "available": i64::MAX}]));
+
+    let cancelled = event_file(&[order("event-cancelled", "OrderCancelled", "SKU-GOLD", 5)]);
+    let run = env.replay(cancelled.path().to_str().unwrap());
+    assert_eq!(run.failures(), ["message-0"], "{run:?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "failed (permanent): releasing 5 of SKU-GOLD for order ORD-9001 would take its stock level past {}",
+            i64::MAX
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(stock(&env), json!([{"sku": "SKU-GOLD", "available": i64::MAX}]));
+}
+
+e2e::on_both_stores!(a_release_past_the_largest_stock_level_fails_permanently, super::embedded(), super::dynamodb());
+
+/// A SKU DynamoDB could not key fails permanently, naming the limit, on every store.
+async fn a_sku_longer_than_a_dynamodb_key_fails_permanently_naming_the_limit(env: Function) {
+    let file = event_file(&[order("event-long", "OrderPlaced", &"x".repeat(100 * 1024), 1)]);
+    let run = env.replay(file.path().to_str().unwrap());
+    assert_eq!(run.failures(), ["message-0"], "{run:?}");
+    assert!(
+        run.stderr.contains("failed (permanent): the body is not a valid OrderEvent: field `items[].sku` is 102400 bytes long; at most 2044 are accepted, so that the stock table's key SKU#<sku> fits DynamoDB's 2048-byte partition key limit"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.len() < 10_000, "the SKU is not repeated: {} bytes", run.stderr.len());
+}
+
+e2e::on_both_stores!(a_sku_longer_than_a_dynamodb_key_fails_permanently_naming_the_limit, super::embedded(), super::dynamodb());
+
+/// `seed` refuses a SKU no order could name, on every store, before writing anything.
+async fn seeding_a_sku_longer_than_a_dynamodb_key_is_refused(env: Function) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let levels = json!([{"sku": "SKU-OK", "available": 1}, {"sku": "x".repeat(2045), "available": 1}]);
+    std::fs::write(file.path(), levels.to_string()).unwrap();
+    let run = env.run(&["seed", file.path().to_str().unwrap()]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.contains("stock level 1 has a 2045-byte sku; at most 2044 bytes are allowed"), "{}", run.stderr);
+    seed_levels(&env, json!([{"sku": "x".repeat(2044), "available": 1}]));
+}
+
+e2e::on_both_stores!(seeding_a_sku_longer_than_a_dynamodb_key_is_refused, super::embedded(), super::dynamodb());

@@ -1,4 +1,4 @@
-//! The order events every function of the pipeline consumes (design.md §5).
+//! The order events every function of the pipeline consumes.
 //!
 //! An [`OrderEvent`] can only be obtained valid: deserialization runs [`OrderEvent::validate`],
 //! so a handler that takes an `OrderEvent` never sees an empty order, a non-positive quantity
@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 pub mod config;
+pub mod limits;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EventType {
@@ -70,6 +71,12 @@ pub enum InvalidOrder {
     TotalMismatch { stated: i64, computed: i64 },
     #[error("the items' amounts overflow")]
     AmountOverflow,
+    #[error("the quantities of {sku} add up past {max}, the largest quantity a store can hold", max = i64::MAX)]
+    QuantityOverflow { sku: String },
+    #[error("field `{field}` is {bytes} bytes long; at most {limit} are accepted, {why}")]
+    TooLong { field: &'static str, bytes: usize, limit: usize, why: &'static str },
+    #[error("the order's {what} take {bytes} bytes; at most {limit} are accepted, {why}", why = limits::ITEM_LIMIT)]
+    TooLarge { what: &'static str, bytes: usize, limit: usize },
     #[error("currency `{0}` is not a three-letter ISO 4217 code")]
     BadCurrency(String),
     #[error("customerEmail is not an e-mail address")]
@@ -85,14 +92,50 @@ pub struct Line {
 
 impl OrderEvent {
     /// The order's quantities per SKU, items of the same SKU added up, sorted by SKU (so that
-    /// transactions touch each stock item once, in a stable order).
+    /// transactions touch each stock item once, in a stable order). Validation refuses an order
+    /// whose quantities of one SKU overflow; for an order built by hand, they saturate.
     pub fn lines(&self) -> Vec<Line> {
+        self.lines_with(|total, quantity| Some(total.saturating_add(quantity))).expect("saturating sums never overflow")
+    }
+
+    fn lines_with(&self, add: impl Fn(i64, i64) -> Option<i64>) -> Result<Vec<Line>, InvalidOrder> {
         let mut totals = std::collections::BTreeMap::<&str, i64>::new();
         for item in &self.items {
             let total = totals.entry(item.sku.as_str()).or_default();
-            *total = total.saturating_add(item.quantity);
+            *total = add(*total, item.quantity).ok_or_else(|| InvalidOrder::QuantityOverflow { sku: item.sku.clone() })?;
         }
-        totals.into_iter().map(|(sku, quantity)| Line { sku: sku.to_owned(), quantity }).collect()
+        Ok(totals.into_iter().map(|(sku, quantity)| Line { sku: sku.to_owned(), quantity }).collect())
+    }
+
+    /// The limits of [`limits`]: what the functions derive keys and items from must fit
+    /// DynamoDB's, so that an order accepted by one store is accepted by every store.
+    fn check_sizes(&self) -> Result<(), InvalidOrder> {
+        let keys = [
+            ("eventId", &self.event_id, limits::MAX_EVENT_ID_BYTES, limits::EVENT_ID_LIMIT),
+            ("orderId", &self.order_id, limits::MAX_ORDER_ID_BYTES, limits::ORDER_ID_LIMIT),
+            ("customerId", &self.customer_id, limits::MAX_CUSTOMER_ID_BYTES, limits::CUSTOMER_ID_LIMIT),
+        ];
+        let skus = self.items.iter().map(|item| ("items[].sku", &item.sku, limits::MAX_SKU_BYTES, limits::SKU_LIMIT));
+        for (field, value, limit, why) in keys.into_iter().chain(skus) {
+            if value.len() > limit {
+                return Err(InvalidOrder::TooLong { field, bytes: value.len(), limit, why });
+            }
+        }
+        let address = &self.shipping_address;
+        let address_bytes: usize = [&address.name, &address.line1, &address.city, &address.postal_code, &address.country]
+            .into_iter()
+            .chain(&address.line2)
+            .map(String::len)
+            .sum();
+        if address_bytes > limits::MAX_STORED_BYTES {
+            return Err(InvalidOrder::TooLarge { what: "shippingAddress fields", bytes: address_bytes, limit: limits::MAX_STORED_BYTES });
+        }
+        let lines = self.lines_with(i64::checked_add)?;
+        let lines_bytes = serde_json::to_string(&lines).expect("lines serialize").len();
+        if lines_bytes > limits::MAX_STORED_BYTES {
+            return Err(InvalidOrder::TooLarge { what: "items (by SKU, as JSON)", bytes: lines_bytes, limit: limits::MAX_STORED_BYTES });
+        }
+        Ok(())
     }
 
     pub fn validate(&self) -> Result<(), InvalidOrder> {
@@ -133,6 +176,7 @@ impl OrderEvent {
         if computed != self.total_amount {
             return Err(InvalidOrder::TotalMismatch { stated: self.total_amount, computed });
         }
+        self.check_sizes()?;
         if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(InvalidOrder::BadCurrency(self.currency.clone()));
         }
@@ -250,5 +294,61 @@ mod tests {
         body["items"][0]["quantity"] = json!(i64::MAX);
         body["items"][0]["unitPrice"] = json!(2);
         assert_eq!(reason(body), "the items' amounts overflow");
+    }
+
+    #[test]
+    fn keys_longer_than_dynamodb_takes_are_refused_naming_the_limit() {
+        let fields: [(&str, usize, &str); 4] = [
+            ("eventId", limits::MAX_EVENT_ID_BYTES, "2048-byte partition key limit"),
+            ("orderId", limits::MAX_ORDER_ID_BYTES, "LEDGER#<orderId>#REVERSAL fits DynamoDB's 1024-byte sort key limit"),
+            ("customerId", limits::MAX_CUSTOMER_ID_BYTES, "2048-byte partition key limit"),
+            ("sku", limits::MAX_SKU_BYTES, "SKU#<sku> fits DynamoDB's 2048-byte partition key limit"),
+        ];
+        let with = |field: &str, value: String| {
+            let mut body = sample();
+            match field {
+                "sku" => body["items"][0]["sku"] = json!(value),
+                _ => body[field] = json!(value),
+            }
+            body
+        };
+        for (field, limit, named) in fields {
+            let at_limit = with(field, "é".repeat(limit / 2) + &"x".repeat(limit % 2));
+            assert!(serde_json::from_value::<OrderEvent>(at_limit).is_ok(), "{field} of {limit} bytes is accepted");
+            let reason = reason(with(field, "x".repeat(100 * 1024)));
+            assert!(reason.contains(&format!("is 102400 bytes long; at most {limit} are accepted")), "{field}: {reason}");
+            assert!(reason.contains(named), "{field}: {reason}");
+            assert!(reason.len() < 300, "the reason does not repeat the value");
+        }
+        assert_eq!(limits::MAX_ORDER_ID_BYTES, 1008);
+    }
+
+    #[test]
+    fn what_one_item_stores_must_fit_dynamodbs_item_limit() {
+        let mut body = sample();
+        body["shippingAddress"]["line2"] = json!("x".repeat(limits::MAX_STORED_BYTES));
+        let address = reason(body);
+        assert!(address.starts_with("the order's shippingAddress fields take"), "{address}");
+        assert!(address.contains("DynamoDB's 400 KB item limit"), "{address}");
+
+        // Each SKU fits its key; together, as the reservation stores them, they do not fit one item.
+        let mut body = sample();
+        let items: Vec<Value> =
+            (0..200).map(|i| json!({"sku": format!("{i:04}{}", "x".repeat(2000)), "quantity": 1, "unitPrice": 0})).collect();
+        body["items"] = json!(items);
+        body["totalAmount"] = json!(0);
+        let lines = reason(body);
+        assert!(lines.starts_with("the order's items (by SKU, as JSON) take"), "{lines}");
+    }
+
+    #[test]
+    fn quantities_of_one_sku_must_not_overflow() {
+        let mut body = sample();
+        body["items"] = json!([
+            {"sku": "SKU-FREE", "quantity": i64::MAX, "unitPrice": 0},
+            {"sku": "SKU-FREE", "quantity": 1, "unitPrice": 0},
+        ]);
+        body["totalAmount"] = json!(0);
+        assert_eq!(reason(body), format!("the quantities of SKU-FREE add up past {}, the largest quantity a store can hold", i64::MAX));
     }
 }

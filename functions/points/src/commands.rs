@@ -16,8 +16,8 @@ pub enum Command {
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Balance { customer, store } => {
-            let account = crate::points_port(&store.open().await?)?.account(&customer).await?;
-            println!("{}", serde_json::to_string(&account)?);
+            let account = crate::points_port(&store.open_existing().await?)?.account(&customer).await?;
+            sqs_kit::output::print_json(&account)?;
         }
     }
     Ok(())

@@ -28,13 +28,17 @@ fn sort_key(order_id: &str, kind: EntryKind) -> String {
 impl DynamoDbPoints {
     pub fn from_env(client: Client) -> anyhow::Result<Self> {
         let table = config::required(config::POINTS_TABLE, "the DynamoDB points table")?;
-        Ok(Self { client, table })
+        Ok(Self::new(client, table))
+    }
+
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
     }
 }
 
 #[async_trait]
 impl PointsPort for DynamoDbPoints {
-    fn post(&self, entry: &LedgerEntry) -> Vec<BusinessWrite> {
+    fn post(&self, entry: &LedgerEntry, counterpart_exists: bool) -> Vec<BusinessWrite> {
         let put = Put::builder()
             .table_name(&self.table)
             .item("customerId", s(&entry.customer_id))
@@ -46,27 +50,32 @@ impl PointsPort for DynamoDbPoints {
             .condition_expression("attribute_not_exists(sk)")
             .build()
             .expect("table and item are set");
-        let mut writes = vec![BusinessWrite::put(put)];
-        if entry.kind == EntryKind::Accrual {
-            let not_cancelled = ConditionCheck::builder()
-                .table_name(&self.table)
-                .key("customerId", s(&entry.customer_id))
-                .key("sk", s(&sort_key(&entry.order_id, EntryKind::Reversal)))
-                .condition_expression("attribute_not_exists(sk)")
-                .build()
-                .expect("table, key and condition are set");
-            writes.push(BusinessWrite::condition_check(not_cancelled));
-        }
+        let counterpart = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("customerId", s(&entry.customer_id))
+            .key("sk", s(&sort_key(&entry.order_id, entry.kind.counterpart())))
+            .condition_expression(if counterpart_exists { "attribute_exists(sk)" } else { "attribute_not_exists(sk)" })
+            .build()
+            .expect("table, key and condition are set");
+        // DynamoDB numbers hold 38 digits; the balance is read back into an i64, so the sum
+        // must stay within one. The bound is computed here, where it cannot overflow.
+        let (within, bound) = match entry.points {
+            points if points >= 0 => ("balance <= :bound", i64::MAX - points),
+            points => ("balance >= :bound", i64::MIN - points),
+        };
         let add = Update::builder()
             .table_name(&self.table)
             .key("customerId", s(&entry.customer_id))
             .key("sk", s(BALANCE))
             .update_expression("ADD balance :points")
+            .condition_expression(format!("attribute_not_exists(balance) OR {within}"))
             .expression_attribute_values(":points", AttributeValue::N(entry.points.to_string()))
+            .expression_attribute_values(":bound", AttributeValue::N(bound.to_string()))
             .build()
             .expect("table, key and expression are set");
-        writes.push(BusinessWrite::update(add));
-        writes
+        // In the order the port promises: the index of a failed condition tells the domain
+        // which rule held.
+        vec![BusinessWrite::put(put), BusinessWrite::condition_check(counterpart), BusinessWrite::update(add)]
     }
 
     async fn entry(&self, customer_id: &str, order_id: &str, kind: EntryKind) -> anyhow::Result<Option<LedgerEntry>> {
@@ -118,5 +127,21 @@ fn entry_from_item(customer_id: &str, item: &std::collections::HashMap<String, A
         points: number(item, "points"),
         event_id: text("eventId"),
         kind: EntryKind::parse(&text("kind")).unwrap_or(EntryKind::Accrual),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use orders::limits::{MAX_ORDER_ID_BYTES, MAX_SORT_KEY_BYTES};
+
+    use super::*;
+
+    #[test]
+    fn the_longest_accepted_order_id_fits_the_sort_key() {
+        let order_id = "x".repeat(MAX_ORDER_ID_BYTES);
+        for kind in [EntryKind::Accrual, EntryKind::Reversal] {
+            assert!(sort_key(&order_id, kind).len() <= MAX_SORT_KEY_BYTES, "{kind:?}");
+        }
+        assert_eq!(sort_key(&order_id, EntryKind::Reversal).len(), MAX_SORT_KEY_BYTES, "the limit is not needlessly tight");
     }
 }

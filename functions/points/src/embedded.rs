@@ -48,11 +48,10 @@ fn entry_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerEntry> {
 
 #[async_trait]
 impl PointsPort for EmbeddedPoints {
-    fn post(&self, entry: &LedgerEntry) -> Vec<BusinessWrite> {
-        let entry = entry.clone();
+    fn post(&self, entry: &LedgerEntry, counterpart_exists: bool) -> Vec<BusinessWrite> {
         // Three writes in the order the port promises: the index of a failed condition tells
         // the domain which rule held.
-        let (insert, guard, add) = (entry.clone(), entry.clone(), entry);
+        let (insert, guard, add) = (entry.clone(), entry.clone(), entry.clone());
         vec![
             BusinessWrite::Embedded(Box::new(move |tx| {
                 let inserted = tx.execute(
@@ -66,24 +65,34 @@ impl PointsPort for EmbeddedPoints {
                 Ok(())
             })),
             BusinessWrite::Embedded(Box::new(move |tx| {
-                if guard.kind == EntryKind::Reversal {
-                    return Ok(());
-                }
-                let reversed: bool = tx.query_row(
-                    "SELECT EXISTS (SELECT 1 FROM points_ledger WHERE customer_id = ?1 AND order_id = ?2 AND kind = 'REVERSAL')",
-                    params![guard.customer_id, guard.order_id],
+                let counterpart = guard.kind.counterpart();
+                let exists: bool = tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM points_ledger WHERE customer_id = ?1 AND order_id = ?2 AND kind = ?3)",
+                    params![guard.customer_id, guard.order_id, counterpart.as_str()],
                     |row| row.get(0),
                 )?;
-                if reversed {
-                    return Err(WriteRejected::Condition(format!("order {} was cancelled", guard.order_id)));
+                if exists != counterpart_exists {
+                    let has = if exists { "now has" } else { "no longer has" };
+                    return Err(WriteRejected::Condition(format!("order {} {has} a {} entry", guard.order_id, counterpart.as_str())));
                 }
                 Ok(())
             })),
             BusinessWrite::Embedded(Box::new(move |tx| {
+                // Summed here, not in SQL: SQLite turns an overflowing integer sum into a float.
+                let balance: i64 = tx
+                    .query_row("SELECT balance FROM points_balances WHERE customer_id = ?1", [&add.customer_id], |row| row.get(0))
+                    .optional()?
+                    .unwrap_or(0);
+                let Some(balance) = balance.checked_add(add.points) else {
+                    return Err(WriteRejected::Condition(format!(
+                        "customer {}'s balance {balance} plus {} points does not fit an i64",
+                        add.customer_id, add.points
+                    )));
+                };
                 tx.execute(
                     "INSERT INTO points_balances (customer_id, balance) VALUES (?1, ?2)
-                     ON CONFLICT (customer_id) DO UPDATE SET balance = balance + excluded.balance",
-                    params![add.customer_id, add.points],
+                     ON CONFLICT (customer_id) DO UPDATE SET balance = excluded.balance",
+                    params![add.customer_id, balance],
                 )?;
                 Ok(())
             })),

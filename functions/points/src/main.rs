@@ -14,7 +14,7 @@ mod rate;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use sqs_kit::runner::Runner;
+use sqs_kit::runner::{BadInput, Runner};
 use sqs_kit::store::Backend;
 use sqs_kit::{typed, IdempotencyConfig};
 
@@ -32,7 +32,8 @@ pub(crate) fn points_port(backend: &Backend) -> anyhow::Result<Arc<dyn PointsPor
 #[tokio::main]
 async fn main() -> ExitCode {
     Runner::with_backend("points", |backend| {
-        let rate = PointsRate::from_env()?;
+        // A wrong setting, not a failure: exit 2 locally; in Lambda, the init fails with it.
+        let rate = PointsRate::from_env().map_err(|e| BadInput(e.to_string()))?;
         Ok(typed(Points::new(points_port(backend)?, rate)))
     })
     .idempotent(IdempotencyConfig::keyed_by("/eventId").transactional())

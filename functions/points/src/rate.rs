@@ -32,10 +32,22 @@ impl PointsRate {
         Ok(Self { numerator, denominator })
     }
 
-    /// `floor(total × rate)`; a negative total earns nothing.
-    pub fn points_for(&self, total: i64) -> i64 {
+    /// `floor(total × rate)`; a negative total earns nothing. `None` when the points do not
+    /// fit an `i64` (a rate above 1 on a huge total).
+    pub fn points_for(&self, total: i64) -> Option<i64> {
         let points = (total.max(0) as i128 * self.numerator) / self.denominator;
-        i64::try_from(points).unwrap_or(i64::MAX)
+        i64::try_from(points).ok()
+    }
+}
+
+impl std::fmt::Display for PointsRate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let places = self.denominator.ilog10() as usize;
+        let (whole, fraction) = (self.numerator / self.denominator, self.numerator % self.denominator);
+        match places {
+            0 => write!(f, "{whole}"),
+            _ => write!(f, "{whole}.{fraction:0places$}"),
+        }
     }
 }
 
@@ -45,11 +57,24 @@ mod tests {
 
     #[test]
     fn one_percent_of_the_sample_order() {
-        assert_eq!(PointsRate::parse("0.01").unwrap().points_for(89_000), 890);
-        assert_eq!(PointsRate::parse("0.01").unwrap().points_for(62_099), 620, "floored");
-        assert_eq!(PointsRate::parse("0.015").unwrap().points_for(1_000), 15);
-        assert_eq!(PointsRate::parse("2").unwrap().points_for(7), 14);
-        assert_eq!(PointsRate::parse("0.29").unwrap().points_for(100), 29, "exact where 0.29 * 100.0 is 28.999…");
+        assert_eq!(PointsRate::parse("0.01").unwrap().points_for(89_000), Some(890));
+        assert_eq!(PointsRate::parse("0.01").unwrap().points_for(62_099), Some(620), "floored");
+        assert_eq!(PointsRate::parse("0.015").unwrap().points_for(1_000), Some(15));
+        assert_eq!(PointsRate::parse("2").unwrap().points_for(7), Some(14));
+        assert_eq!(PointsRate::parse("0.29").unwrap().points_for(100), Some(29), "exact where 0.29 * 100.0 is 28.999…");
+    }
+
+    #[test]
+    fn points_past_an_i64_are_refused_not_capped() {
+        assert_eq!(PointsRate::parse("1").unwrap().points_for(i64::MAX), Some(i64::MAX));
+        assert_eq!(PointsRate::parse("1.5").unwrap().points_for(i64::MAX), None);
+    }
+
+    #[test]
+    fn a_rate_prints_as_it_was_written() {
+        for rate in ["0.01", "0.015", "2", "12.000000001", "0.0"] {
+            assert_eq!(PointsRate::parse(rate).unwrap().to_string(), rate);
+        }
     }
 
     #[test]

@@ -94,9 +94,27 @@ fn the_rate_comes_from_points_rate() {
     assert_eq!(balance(&env, "CUST-7")["balance"], 3100, "floor(62000 × 0.05)");
 
     let bad = env.run_with(&["replay", CLEAN], &[("POINTS_RATE", "five percent")]);
-    assert_eq!(bad.code, Some(1));
+    assert_eq!(bad.code, Some(2), "a wrong setting is bad input: {bad:?}");
     assert!(bad.stdout.is_empty());
+    assert_eq!(bad.stderr.lines().count(), 1, "{}", bad.stderr);
     assert!(bad.stderr.contains(r#"POINTS_RATE "five percent" is not a non-negative decimal"#), "{}", bad.stderr);
+}
+
+#[test]
+fn in_lambda_a_bad_points_rate_fails_the_init_with_the_reason() {
+    // The Runtime API is never reached: the function stops while it builds its handler.
+    let lambda = [
+        ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9"),
+        ("AWS_REGION", "ap-northeast-2"),
+        ("IDEMPOTENCY_TABLE", "orders-idempotency"),
+        ("POINTS_TABLE", "orders-points"),
+        ("POINTS_RATE", "five percent"),
+    ];
+    let run = e2e::run(POINTS.as_ref(), std::iter::empty::<&str>(), &lambda);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let logged = format!("{}{}", run.stdout, run.stderr);
+    assert!(logged.contains(r#""message":"the function stopped""#), "{logged}");
+    assert!(logged.contains(r#"POINTS_RATE \"five percent\" is not a non-negative decimal"#), "{logged}");
 }
 
 async fn crashes_around_the_commit_neither_lose_nor_double(env: Function) {
@@ -115,3 +133,75 @@ e2e::on_both_stores!(crashes_around_the_commit_neither_lose_nor_double, super::e
 fn a_customer_without_points_has_an_empty_account() {
     assert_eq!(balance(&embedded(), "CUST-NEW"), json!({"customerId": "CUST-NEW", "balance": 0, "ledger": []}));
 }
+
+/// An SQS event of `bodies` on a standard queue, in a temporary file.
+fn event_file(bodies: &[Value]) -> tempfile::NamedTempFile {
+    e2e::event_file(bodies, "arn:aws:sqs:ap-northeast-2:123456789012:orders-points")
+}
+
+/// A placed order of one item at `total`.
+fn order(n: usize, customer_id: &str, total: i64) -> Value {
+    let mut body = e2e::generated_order(0, &format!("event-{n}"), &format!("ORD-{n}"), customer_id);
+    body["items"] = json!([{"sku": "SKU-GOLD", "quantity": 1, "unitPrice": total}]);
+    body["totalAmount"] = json!(total);
+    body
+}
+
+/// Three orders whose points add up past what an i64 holds: the one that would overflow the
+/// balance fails permanently, and the balance stays an exact integer that `balance` prints.
+async fn a_balance_that_would_overflow_fails_the_order_and_stays_exact(env: Function) {
+    const TOTAL: i64 = 4_000_000_000_000_000_000;
+    let file = event_file(&[order(1, "CUST-RICH", TOTAL), order(2, "CUST-RICH", TOTAL), order(3, "CUST-RICH", TOTAL)]);
+    let run = env.run_with(&["replay", file.path().to_str().unwrap()], &[("POINTS_RATE", "1")]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.failures().len(), 1, "{run:?}");
+    assert!(run.stderr.contains("failed (permanent): order ORD-"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("adding {TOTAL} points would take customer CUST-RICH's balance past what a balance can hold")),
+        "{}",
+        run.stderr
+    );
+    let account = balance(&env, "CUST-RICH");
+    assert_eq!(account["balance"], json!(2 * TOTAL), "{account}");
+    assert_eq!(account["ledger"].as_array().unwrap().len(), 2, "the failed order left no entry: {account}");
+}
+
+e2e::on_both_stores!(a_balance_that_would_overflow_fails_the_order_and_stays_exact, super::embedded(), super::dynamodb());
+
+#[test]
+fn points_an_i64_cannot_hold_fail_the_order_permanently() {
+    let env = embedded();
+    let file = event_file(&[order(1, "CUST-RICH", i64::MAX)]);
+    let run = env.run_with(&["replay", file.path().to_str().unwrap()], &[("POINTS_RATE", "1.5")]);
+    assert_eq!(run.failures().len(), 1, "{run:?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "failed (permanent): order ORD-1: totalAmount {} at POINTS_RATE 1.5 earns more points than a balance can hold",
+            i64::MAX
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(balance(&env, "CUST-RICH")["balance"], 0);
+}
+
+/// A key DynamoDB would refuse fails permanently, naming the limit, on every store; it is not
+/// retried into the dead-letter queue on one and accepted on the other.
+async fn ids_longer_than_dynamodb_keys_fail_permanently_naming_the_limit(env: Function) {
+    let long = "x".repeat(100 * 1024);
+    let mut long_order = order(1, "CUST-42", 1000);
+    long_order["orderId"] = json!(long);
+    let file = event_file(&[long_order, order(2, &long, 1000)]);
+    let run = env.replay(file.path().to_str().unwrap());
+    assert_eq!(run.failures(), ["message-0", "message-1"], "{run:?}");
+    assert!(run.stderr.contains("totals: 0 processed, 0 duplicate, 2 failed (0 transient, 2 permanent)"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("field `orderId` is 102400 bytes long; at most 1008 are accepted, so that the points ledger's sort key"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("field `customerId` is 102400 bytes long; at most 2048 are accepted"), "{}", run.stderr);
+    assert!(run.stderr.len() < 10_000, "the ids are not repeated: {} bytes", run.stderr.len());
+}
+
+e2e::on_both_stores!(ids_longer_than_dynamodb_keys_fail_permanently_naming_the_limit, super::embedded(), super::dynamodb());

@@ -3,6 +3,7 @@
 //! `{"orderId": "ORD-1001", "status": "CREATED", "trackingNumber": "SHP-..."}`.
 
 use clap::Subcommand;
+use sqs_kit::output::print_json;
 use sqs_kit::runner::StoreArgs;
 
 use crate::domain::{ShipmentStatus, ShipmentsPort};
@@ -29,12 +30,12 @@ pub enum Command {
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Status { order_id, store } => {
-            let shipments = crate::shipments_port(&store.open().await?)?;
+            let shipments = crate::shipments_port(&store.open_existing().await?)?;
             let shipment = shipments.shipment(&order_id).await?.ok_or_else(|| no_shipment(shipments.as_ref(), &order_id))?;
-            println!("{}", serde_json::to_string(&shipment.view())?);
+            print_json(&shipment.view())?;
         }
         Command::Ship { order_id, store } => {
-            let shipments = crate::shipments_port(&store.open().await?)?;
+            let shipments = crate::shipments_port(&store.open_existing().await?)?;
             if !shipments.ship(&order_id).await? {
                 return Err(match shipments.shipment(&order_id).await? {
                     None => no_shipment(shipments.as_ref(), &order_id),
@@ -46,7 +47,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 });
             }
             let shipment = shipments.shipment(&order_id).await?.ok_or_else(|| no_shipment(shipments.as_ref(), &order_id))?;
-            println!("{}", serde_json::to_string(&shipment.view())?);
+            print_json(&shipment.view())?;
         }
     }
     Ok(())

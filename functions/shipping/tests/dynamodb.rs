@@ -166,3 +166,10 @@ async fn a_store_failure_is_retried_and_the_retry_creates_the_shipments() {
     assert!(retried.stderr.contains("totals: 3 processed, 0 duplicate"), "{}", retried.stderr);
     assert_eq!(shipping.status("ORD-1002")["status"], "CREATED");
 }
+
+#[tokio::test]
+async fn oversized_keys_and_items_fail_permanently_naming_the_limit() {
+    let Some((shipping, client, _, shipments)) = on_dynamodb().await else { return };
+    common::oversized_keys_and_items(&shipping);
+    assert!(items(&client, &shipments).await.is_empty(), "nothing was written");
+}

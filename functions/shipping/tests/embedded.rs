@@ -49,3 +49,8 @@ fn status_names_the_missing_table_variable_for_dynamodb() {
     assert_eq!(run.code, Some(1), "{run:?}");
     assert!(run.stderr.contains("SHIPMENTS_TABLE is not set"), "{run:?}");
 }
+
+#[test]
+fn oversized_keys_and_items_fail_permanently_naming_the_limit() {
+    common::oversized_keys_and_items(&Shipping::embedded());
+}

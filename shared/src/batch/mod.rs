@@ -30,21 +30,33 @@ use crate::record::{decode_body, InvocationContext, RecordMeta};
 const REPLY_RESERVE: Duration = Duration::from_millis(250);
 
 /// What kind of queue the batch came from, which decides the order records run in.
+///
+/// A *fair* queue is a standard queue whose messages carry a `MessageGroupId`: the group spreads
+/// the queue's capacity fairly between tenants, it does not order anything. Its batches are
+/// [`QueueKind::Standard`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QueueKind {
-    /// At-least-once, unordered: records run concurrently.
+    /// At-least-once, unordered (fair queues included): records run concurrently and a failure
+    /// holds nothing back.
     Standard,
     /// Ordered per message group: records of a group run one after the other.
     Fifo,
 }
 
 impl QueueKind {
-    /// FIFO when the source queue's ARN ends in `.fifo` or a record carries a message group.
+    /// The kind of the queue the records came from.
+    ///
+    /// The event source ARN decides: FIFO queues' names end in `.fifo`. Only a batch whose
+    /// records carry no ARN (hand-written events) is judged by its records' attributes, and then
+    /// by `SequenceNumber`, which SQS gives FIFO messages only — never by `MessageGroupId`, which
+    /// fair queues put on standard messages too.
     pub fn detect(event: &SqsEvent) -> Self {
-        let is_fifo = event.records.iter().any(|record| {
-            record.event_source_arn.as_deref().is_some_and(|arn| arn.ends_with(".fifo"))
-                || record.attributes.contains_key("MessageGroupId")
-        });
+        let mut arns = event.records.iter().filter_map(|record| record.event_source_arn.as_deref()).peekable();
+        let is_fifo = if arns.peek().is_some() {
+            arns.any(|arn| arn.ends_with(".fifo"))
+        } else {
+            event.records.iter().any(|record| record.attributes.contains_key("SequenceNumber"))
+        };
         if is_fifo {
             QueueKind::Fifo
         } else {
@@ -186,9 +198,14 @@ impl<S: RecordService> BatchProcessor<S> {
             (QueueKind::Fifo, FifoFailureMode::StopBatch) => vec![(0..records.len()).collect()],
             (QueueKind::Fifo, FifoFailureMode::HoldBackGroup) => {
                 let mut lanes: Vec<Vec<usize>> = Vec::new();
-                let mut lane_of_group: HashMap<Option<&str>, usize> = HashMap::new();
+                let mut lane_of_group: HashMap<&str, usize> = HashMap::new();
                 for (index, record) in records.iter().enumerate() {
-                    let group = record.meta.message_group_id.as_deref();
+                    // SQS gives every FIFO message a group; a record without one (a hand-made
+                    // event) is ordered after nothing, so it holds nothing back either.
+                    let Some(group) = record.meta.message_group_id.as_deref() else {
+                        lanes.push(vec![index]);
+                        continue;
+                    };
                     let lane = *lane_of_group.entry(group).or_insert_with(|| {
                         lanes.push(Vec::new());
                         lanes.len() - 1
@@ -231,7 +248,8 @@ impl<S: RecordService> BatchProcessor<S> {
                         Skip::BatchStopped { failed_message_id: record.meta.message_id.clone() }
                     }
                     (group, FifoFailureMode::HoldBackGroup) => Skip::GroupHeldBack {
-                        group: group.clone().unwrap_or_else(|| "(none)".to_owned()),
+                        // A lane of more than one record always has a group.
+                        group: group.clone().unwrap_or_default(),
                         failed_message_id: record.meta.message_id.clone(),
                     },
                 });

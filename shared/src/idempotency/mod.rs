@@ -1,4 +1,4 @@
-//! Idempotency as a layer around a record service (design.md §4).
+//! Idempotency as a layer around a record service.
 //!
 //! SQS delivers at least once: the same message can arrive twice, and a producer can send the
 //! same event twice. [`Idempotent`] makes the effect happen once per key:
@@ -6,10 +6,17 @@
 //! 1. The key is read from the body by a JSON Pointer (or is the message id) and prefixed with
 //!    the function name. A body without the key fails permanently: silently processing it
 //!    unprotected would defeat the point.
-//! 2. A warm cache of recently completed keys answers repeats without a store request.
+//!    The key must fit DynamoDB's partition key (`<function>#<key>`, at most [`MAX_ID_BYTES`]
+//!    bytes of UTF-8) on every store, so that no store accepts what another refuses.
+//! 2. A warm cache of recently completed keys answers repeats without a store request, for
+//!    [`IdempotencyConfig::cache_lifetime`] at most: an evicted key is processed again
+//!    everywhere within that time.
 //! 3. **Claim mode**: one conditional write claims the key (`IN_PROGRESS`, expiring at the
-//!    invocation's deadline); the handler runs; success marks it `COMPLETED` with the output,
-//!    failure deletes the claim so the retry can run. A claim that finds a `COMPLETED` record
+//!    invocation's deadline, with a random claim token); the handler runs; success marks it
+//!    `COMPLETED` with the output, failure deletes the claim so the retry can run. Both are
+//!    written only while the record still carries the claim's token: an invocation whose claim
+//!    lapsed and was taken over leaves the new owner's record alone, and its record fails
+//!    (transient). A claim that finds a `COMPLETED` record
 //!    with the same payload hash is a duplicate; with another hash, the key was reused for
 //!    different content (permanent); a live `IN_PROGRESS` means another invocation is on it
 //!    (transient: SQS will deliver it again).
@@ -19,15 +26,21 @@
 //!    the effect, and there is no separate claim.
 //!
 //! Records with the same key in flight in one process (two copies in one batch, say) share one
-//! handler call and its outcome.
+//! handler call and its outcome. A record whose key is in flight for another payload waits for
+//! that run to end and is then judged by what it left: a reuse of a key whose first use just
+//! completed fails permanently, while a copy of the first use that arrives with a reuse is the
+//! duplicate it is.
 
 mod cache;
 mod record;
 mod transaction;
 
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::hash::{BuildHasher, Hasher};
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,17 +48,32 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-pub use record::{IdempotencyRecord, Now, Status};
+pub use record::{Clock, IdempotencyRecord, ManualClock, Now, Status};
 pub use transaction::{CommitError, Transaction};
 
 use crate::error::RecordError;
 use crate::handler::{Handled, Record, RecordFuture, RecordService};
-use crate::store::{Claim, IdempotencyStore};
+use crate::store::{Claim, ClaimWriteFailure, IdempotencyStore};
 use cache::CompletedCache;
 
 /// Attempts at marking a processed record completed, and the pause that grows between them.
 const COMPLETE_ATTEMPTS: u32 = 4;
 const COMPLETE_BACKOFF: Duration = Duration::from_millis(250);
+
+/// DynamoDB's limit on the size of a partition key, in bytes of UTF-8, which every store
+/// applies to a record's id (`<function>#<key>`).
+pub const MAX_ID_BYTES: usize = 2048;
+
+/// How long a warm process answers a completed key from memory by default. Long enough to
+/// absorb the repeats that come close together (a producer's retry, SNS's and SQS's duplicate
+/// deliveries, two copies in consecutive batches), short enough that an operator's
+/// `sqs-kit key evict` reaches every running process within a minute. A repeat after that
+/// costs one store request (the claim that finds the record), not a second execution.
+pub const DEFAULT_CACHE_LIFETIME: Duration = Duration::from_secs(60);
+
+/// The longest cache lifetime [`parse_cache_seconds`] accepts: beyond an hour an eviction would
+/// take too long to reach running processes for the cache to be worth it.
+pub const MAX_CACHE_LIFETIME: Duration = Duration::from_secs(3600);
 
 #[derive(Clone, Debug)]
 pub struct IdempotencyConfig {
@@ -56,13 +84,29 @@ pub struct IdempotencyConfig {
     pub ttl: Duration,
     /// Completed keys remembered in memory; 0 turns the cache off.
     pub cache_capacity: usize,
+    /// How long a cached key answers repeats: an entry made at `t` answers while the clock reads
+    /// less than `t + cache_lifetime` (and the record still counts), then the store is asked
+    /// again. It bounds how long a warm process still skips a key an operator evicted.
+    /// Default [`DEFAULT_CACHE_LIFETIME`]; `SQS_KIT_CACHE_SECONDS` sets it (see
+    /// [`IdempotencyConfig::with_env`]); zero turns the cache off.
+    pub cache_lifetime: Duration,
     /// Transactional mode: the handler's writes commit with the `COMPLETED` record.
     pub transactional: bool,
+    /// The clock by which claims, records and cache entries expire (the system clock by
+    /// default; a [`ManualClock`] in tests).
+    pub clock: Clock,
 }
 
 impl Default for IdempotencyConfig {
     fn default() -> Self {
-        Self { key_pointer: None, ttl: Duration::from_secs(24 * 3600), cache_capacity: 1024, transactional: false }
+        Self {
+            key_pointer: None,
+            ttl: Duration::from_secs(24 * 3600),
+            cache_capacity: 1024,
+            cache_lifetime: DEFAULT_CACHE_LIFETIME,
+            transactional: false,
+            clock: Clock::system(),
+        }
     }
 }
 
@@ -75,7 +119,39 @@ impl IdempotencyConfig {
     pub fn transactional(self) -> Self {
         Self { transactional: true, ..self }
     }
+
+    /// This configuration with what the environment sets: `SQS_KIT_CACHE_SECONDS`, the cache
+    /// lifetime. The runner applies it where it builds the layer.
+    pub fn with_env(self) -> Result<Self, InvalidCacheLifetime> {
+        Ok(match cache_lifetime_from_env()? {
+            Some(cache_lifetime) => Self { cache_lifetime, ..self },
+            None => self,
+        })
+    }
 }
+
+/// The cache lifetime `SQS_KIT_CACHE_SECONDS` sets, if it is set.
+pub fn cache_lifetime_from_env() -> Result<Option<Duration>, InvalidCacheLifetime> {
+    crate::env::var(crate::env::CACHE_SECONDS).map(|value| parse_cache_seconds(&value)).transpose()
+}
+
+/// A cache lifetime in whole seconds, 0 to 3600 ([`MAX_CACHE_LIFETIME`]).
+pub fn parse_cache_seconds(text: &str) -> Result<Duration, InvalidCacheLifetime> {
+    match text.trim().parse::<u64>() {
+        Ok(seconds) if seconds <= MAX_CACHE_LIFETIME.as_secs() => Ok(Duration::from_secs(seconds)),
+        _ => Err(InvalidCacheLifetime(text.to_owned())),
+    }
+}
+
+/// A cache lifetime that is not a whole number of seconds from 0 to 3600.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{} must be a whole number of seconds from 0 to {}, not {:?}",
+    crate::env::CACHE_SECONDS,
+    MAX_CACHE_LIFETIME.as_secs(),
+    .0
+)]
+pub struct InvalidCacheLifetime(pub String);
 
 /// The record service `S`, made idempotent with `store`.
 pub struct Idempotent<S> {
@@ -88,11 +164,14 @@ struct Layer<S> {
     config: IdempotencyConfig,
     cache: CompletedCache,
     in_flight: Mutex<HashMap<String, InFlight>>,
+    /// Numbers the runs, so that an entry of the in-flight map is removed by its own run only.
+    runs: AtomicU64,
 }
 
 type SharedOutcome = Shared<BoxFuture<'static, Result<Handled, RecordError>>>;
 
 struct InFlight {
+    run: u64,
     payload_hash: String,
     outcome: SharedOutcome,
 }
@@ -104,8 +183,8 @@ impl<S: RecordService> Idempotent<S> {
                 return Err(InvalidPointer(pointer.clone()));
             }
         }
-        let cache = CompletedCache::new(config.cache_capacity);
-        Ok(Self { inner: Arc::new(Layer { service, store, config, cache, in_flight: Mutex::new(HashMap::new()) }) })
+        let cache = CompletedCache::new(config.cache_capacity, config.cache_lifetime);
+        Ok(Self { inner: Arc::new(Layer { service, store, config, cache, in_flight: Mutex::new(HashMap::new()), runs: AtomicU64::new(0) }) })
     }
 
     pub fn store(&self) -> &Arc<dyn IdempotencyStore> {
@@ -125,16 +204,31 @@ impl<S: RecordService> RecordService for Idempotent<S> {
     }
 }
 
-/// Removes a key from the in-flight map when its leader finishes or is dropped.
+/// Removes a run's entry from the in-flight map when its leader finishes or is dropped.
 struct InFlightGuard<'a> {
     map: &'a Mutex<HashMap<String, InFlight>>,
     id: String,
+    run: u64,
 }
 
 impl Drop for InFlightGuard<'_> {
     fn drop(&mut self) {
-        self.map.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.id);
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        // A record that waited for this run may have removed the entry and started its own.
+        if map.get(&self.id).is_some_and(|entry| entry.run == self.run) {
+            map.remove(&self.id);
+        }
     }
+}
+
+/// What a record does about the runs of its key in flight in this process.
+enum InFlightStep {
+    /// It leads a new run, of this number.
+    Lead(u64, SharedOutcome),
+    /// It shares the outcome of a run of the same payload.
+    Join(SharedOutcome),
+    /// It waits for a run of another payload to end, then looks again.
+    Wait(u64, SharedOutcome),
 }
 
 impl<S: RecordService> Layer<S> {
@@ -142,38 +236,62 @@ impl<S: RecordService> Layer<S> {
         let key = self.key_of(&record)?;
         let id = format!("{}#{key}", record.cx.invocation.function_name);
         tracing::Span::current().record("idempotency_key", key_digest(&id).as_str());
-        let payload_hash = payload_hash(&record.body);
-
-        if let Some((cached_hash, result)) = self.cache.get(&id, Now::system()) {
-            return if cached_hash == payload_hash { Ok(Handled::Duplicate(result)) } else { Err(mismatch(&id)) };
+        if id.len() > MAX_ID_BYTES {
+            return Err(RecordError::permanent(format!(
+                "the idempotency key is {} bytes, {} with the function name; DynamoDB's limit for a partition key \
+                 (`<function>#<key>`) is {MAX_ID_BYTES} bytes of UTF-8, on every store: give the event a shorter key",
+                key.len(),
+                id.len()
+            )));
         }
-
-        let (outcome, leader) = {
-            let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-            match in_flight.get(&id) {
-                Some(running) if running.payload_hash != payload_hash => return Err(mismatch(&id)),
-                Some(running) => (running.outcome.clone(), false),
-                None => {
-                    let run = Arc::clone(&self).run(id.clone(), payload_hash.clone(), record).boxed().shared();
-                    in_flight.insert(id.clone(), InFlight { payload_hash, outcome: run.clone() });
-                    (run, true)
+        let payload_hash = payload_hash(&record.body);
+        let mut record = Some(record);
+        loop {
+            if let Some((cached_hash, result)) = self.cache.get(&id, self.config.clock.now()) {
+                return if cached_hash == payload_hash { Ok(Handled::Duplicate(result)) } else { Err(mismatch(&id)) };
+            }
+            let step = {
+                let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+                match in_flight.get(&id) {
+                    Some(running) if running.payload_hash != payload_hash => InFlightStep::Wait(running.run, running.outcome.clone()),
+                    Some(running) => InFlightStep::Join(running.outcome.clone()),
+                    None => {
+                        let record = record.take().expect("a record leads at most one run");
+                        let run = self.runs.fetch_add(1, Ordering::Relaxed);
+                        let outcome = Arc::clone(&self).run(id.clone(), payload_hash.clone(), record).boxed().shared();
+                        in_flight.insert(id.clone(), InFlight { run, payload_hash: payload_hash.clone(), outcome: outcome.clone() });
+                        InFlightStep::Lead(run, outcome)
+                    }
+                }
+            };
+            match step {
+                InFlightStep::Lead(run, outcome) => {
+                    let _guard = InFlightGuard { map: &self.in_flight, id, run };
+                    return outcome.await;
+                }
+                // The same work, done once for both records.
+                InFlightStep::Join(outcome) => {
+                    return outcome.await.map(|handled| match handled {
+                        Handled::Processed(output) | Handled::Duplicate(output) => Handled::Duplicate(output),
+                    })
+                }
+                // Whether the key was the other payload's to use is known once its run ends:
+                // it may have found this payload's record in the store, or failed and left the
+                // key free. The ended run's entry goes, so that the next look sees what it left.
+                InFlightStep::Wait(run, outcome) => {
+                    let _ = outcome.await;
+                    drop(InFlightGuard { map: &self.in_flight, id: id.clone(), run });
                 }
             }
-        };
-        if leader {
-            let _guard = InFlightGuard { map: &self.in_flight, id };
-            outcome.await
-        } else {
-            // The same work, done once for both records.
-            outcome.await.map(|handled| match handled {
-                Handled::Processed(output) | Handled::Duplicate(output) => Handled::Duplicate(output),
-            })
         }
     }
 
     fn key_of(&self, record: &Record) -> Result<String, RecordError> {
         let Some(pointer) = &self.config.key_pointer else {
-            return Ok(record.cx.meta.message_id.clone());
+            return match record.cx.meta.message_id.as_str() {
+                "" => Err(RecordError::permanent("the record's message id is empty, so it cannot be its idempotency key")),
+                message_id => Ok(message_id.to_owned()),
+            };
         };
         match record.body.pointer(pointer) {
             Some(Value::String(key)) if !key.is_empty() => Ok(key.clone()),
@@ -195,19 +313,20 @@ impl<S: RecordService> Layer<S> {
     }
 
     async fn run_claimed(&self, id: String, payload_hash: String, record: Record) -> Result<Handled, RecordError> {
-        let now = Now::system();
+        let now = self.config.clock.now();
         let claim = IdempotencyRecord {
             id: id.clone(),
             status: Status::InProgress,
             expiration: now.plus(self.config.ttl).secs,
             in_progress_expiration: Some(record.cx.invocation.deadline_epoch_ms() as i64),
-            payload_hash: payload_hash.clone(),
+            payload_hash,
             result: None,
             updated_at: now.millis,
+            claim_token: Some(new_claim_token()),
         };
         match self.store.claim(&claim, now).await.map_err(|e| RecordError::transient(e.to_string()))? {
             Claim::Acquired => {}
-            Claim::Existing(existing) => return self.judge_existing(existing, &payload_hash),
+            Claim::Existing(existing) => return self.judge_existing(existing, &claim.payload_hash),
         }
 
         let invocation = Arc::clone(&record.cx.invocation);
@@ -215,24 +334,24 @@ impl<S: RecordService> Layer<S> {
         let output = match outcome {
             Ok(Ok(Handled::Processed(output) | Handled::Duplicate(output))) => output,
             Ok(Err(error)) => {
-                self.release(&id).await;
+                self.release(&claim).await;
                 return Err(error);
             }
             Err(panic) => {
-                self.release(&id).await;
+                self.release(&claim).await;
                 return Err(RecordError::transient(format!("the handler panicked: {}", crate::batch::panic_message(panic.as_ref()))));
             }
         };
 
         crate::fault::inject(crate::fault::Point::AfterHandler, &id);
-        let now = Now::system();
+        let now = self.config.clock.now();
         let completed = IdempotencyRecord {
             status: Status::Completed,
             expiration: now.plus(self.config.ttl).secs,
             in_progress_expiration: None,
             result: Some(output.clone()),
             updated_at: now.millis,
-            ..claim
+            ..claim.clone()
         };
         // The effect happened; only the record of it is missing. A store blip must not turn it
         // into a retry, so try again while the invocation has time. If the store stays away,
@@ -242,17 +361,29 @@ impl<S: RecordService> Layer<S> {
         // must be idempotent itself (a conditional write, a write-once file).
         let mut attempt = 1;
         loop {
-            match self.store.complete(&completed).await {
+            match self.store.complete(&claim, &completed).await {
                 Ok(()) => {
-                    self.cache.insert(&completed);
+                    self.cache.insert(&completed, self.config.clock.now());
                     return Ok(Handled::Processed(output));
                 }
-                Err(error) if attempt < COMPLETE_ATTEMPTS && invocation.remaining() > COMPLETE_BACKOFF * 4 => {
+                // Retrying cannot win the claim back; the record belongs to its new owner.
+                Err(ClaimWriteFailure::ClaimLost) => {
+                    tracing::warn!(
+                        idempotency_key = %key_digest(&id),
+                        "the claim lapsed and another invocation took the key over before this one completed it; its record is left alone"
+                    );
+                    return Err(RecordError::transient(format!(
+                        "the record was processed, but its claim on idempotency key {id} lapsed (at {} ms after the epoch) and another \
+                         invocation took the key over, so no completion was written; it will be delivered again and its effect must absorb the repeat",
+                        claim.in_progress_expiration.unwrap_or_default()
+                    )));
+                }
+                Err(ClaimWriteFailure::Store(error)) if attempt < COMPLETE_ATTEMPTS && invocation.remaining() > COMPLETE_BACKOFF * 4 => {
                     tracing::warn!(%error, attempt, "could not mark the record completed; trying again");
                     tokio::time::sleep(COMPLETE_BACKOFF * attempt).await;
                     attempt += 1;
                 }
-                Err(error) => {
+                Err(ClaimWriteFailure::Store(error)) => {
                     return Err(RecordError::transient(format!(
                         "the record was processed, but {error}; it will be delivered again and its effect must absorb the repeat"
                     )))
@@ -262,7 +393,15 @@ impl<S: RecordService> Layer<S> {
     }
 
     async fn run_transactional(&self, id: String, payload_hash: String, mut record: Record) -> Result<Handled, RecordError> {
-        let transaction = Arc::new(Transaction::new(Arc::clone(&self.store), id, payload_hash.clone(), self.config.ttl));
+        let deadline = Now::from_millis(record.cx.invocation.deadline_epoch_ms() as i64);
+        let transaction = Arc::new(Transaction::new(
+            Arc::clone(&self.store),
+            id,
+            payload_hash.clone(),
+            self.config.ttl,
+            self.config.clock.clone(),
+            deadline,
+        ));
         record.cx.transaction = Some(Arc::clone(&transaction));
         let outcome = AssertUnwindSafe(self.service.call(record)).catch_unwind().await;
         let returned = match outcome {
@@ -276,7 +415,7 @@ impl<S: RecordService> Layer<S> {
         }
         match transaction.settlement() {
             Some(transaction::Settlement::Committed(completed)) => {
-                self.cache.insert(&completed);
+                self.cache.insert(&completed, self.config.clock.now());
                 Ok(Handled::Processed(completed.result.unwrap_or(Value::Null)))
             }
             Some(transaction::Settlement::Taken(existing)) => self.judge_existing(existing, &payload_hash),
@@ -292,7 +431,7 @@ impl<S: RecordService> Layer<S> {
         }
         match existing.status {
             Status::Completed => {
-                self.cache.insert(&existing);
+                self.cache.insert(&existing, self.config.clock.now());
                 Ok(Handled::Duplicate(existing.result.unwrap_or(Value::Null)))
             }
             Status::InProgress => Err(RecordError::transient(format!(
@@ -303,11 +442,33 @@ impl<S: RecordService> Layer<S> {
         }
     }
 
-    async fn release(&self, id: &str) {
-        if let Err(error) = self.store.release(id).await {
-            tracing::warn!(%error, idempotency_key = %id, "could not release the claim; it lapses at the invocation deadline");
+    async fn release(&self, claim: &IdempotencyRecord) {
+        let idempotency_key = key_digest(&claim.id);
+        match self.store.release(claim).await {
+            Ok(()) => {}
+            Err(ClaimWriteFailure::ClaimLost) => tracing::warn!(
+                %idempotency_key,
+                "the claim lapsed and another invocation took the key over before this one released it; its record is left alone"
+            ),
+            Err(ClaimWriteFailure::Store(error)) => {
+                tracing::warn!(%error, %idempotency_key, "could not release the claim; it lapses at the invocation deadline")
+            }
         }
     }
+}
+
+/// A fresh claim token: 128 bits from per-process random hash keys, so that no two claims, in
+/// this process or another, share one.
+fn new_claim_token() -> String {
+    static CLAIMS: AtomicU64 = AtomicU64::new(0);
+    let claim = CLAIMS.fetch_add(1, Ordering::Relaxed);
+    let half = |salt: u64| {
+        let mut hasher = RandomState::new().build_hasher();
+        hasher.write_u64(claim);
+        hasher.write_u64(salt);
+        hasher.finish()
+    };
+    format!("{:016x}{:016x}", half(0), half(1))
 }
 
 fn mismatch(id: &str) -> RecordError {

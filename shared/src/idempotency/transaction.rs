@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{IdempotencyRecord, Now, Status};
+use super::{Clock, IdempotencyRecord, Now, Status};
 use crate::error::RecordError;
 use crate::store::{BusinessWrite, CommitFailure, IdempotencyStore};
 
@@ -52,6 +52,9 @@ pub struct Transaction {
     id: String,
     payload_hash: String,
     ttl: Duration,
+    clock: Clock,
+    /// The invocation's deadline, which bounds the store's waits.
+    deadline: Now,
     settlement: Mutex<Option<Settlement>>,
 }
 
@@ -62,8 +65,8 @@ impl std::fmt::Debug for Transaction {
 }
 
 impl Transaction {
-    pub(super) fn new(store: Arc<dyn IdempotencyStore>, id: String, payload_hash: String, ttl: Duration) -> Self {
-        Self { store, id, payload_hash, ttl, settlement: Mutex::new(None) }
+    pub(super) fn new(store: Arc<dyn IdempotencyStore>, id: String, payload_hash: String, ttl: Duration, clock: Clock, deadline: Now) -> Self {
+        Self { store, id, payload_hash, ttl, clock, deadline, settlement: Mutex::new(None) }
     }
 
     /// The store the writes go to, so adapters can check they build the right kind.
@@ -92,7 +95,7 @@ impl Transaction {
                 self.id
             ))));
         }
-        let now = Now::system();
+        let now = self.clock.now();
         let record = IdempotencyRecord {
             id: self.id.clone(),
             status: Status::Completed,
@@ -101,9 +104,10 @@ impl Transaction {
             payload_hash: self.payload_hash.clone(),
             result: Some(output),
             updated_at: now.millis,
+            claim_token: None,
         };
         crate::fault::inject(crate::fault::Point::BeforeCommit, &self.id);
-        let (settlement, result) = match self.store.commit(&record, writes, now).await {
+        let (settlement, result) = match self.store.commit(&record, writes, now, self.deadline).await {
             Ok(()) => {
                 crate::fault::inject(crate::fault::Point::AfterCommit, &self.id);
                 (Settlement::Committed(record), Ok(()))
@@ -111,7 +115,7 @@ impl Transaction {
             Err(CommitFailure::BusinessCondition { index, reason }) => return Err(CommitError::Rejected { index, reason }),
             Err(CommitFailure::ClaimLost(existing)) => {
                 let existing = match existing {
-                    Some(existing) => Ok(existing),
+                    Some(existing) => Ok(*existing),
                     // The store could not return the record with the failure: read it.
                     None => self.store.get(&self.id).await.map_err(|e| RecordError::transient(e.to_string())).and_then(|found| {
                         found.ok_or_else(|| RecordError::transient(format!("the commit of {} conflicted with a record that is gone; it will be retried", self.id)))

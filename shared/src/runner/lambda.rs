@@ -10,8 +10,7 @@ use crate::handler::RecordService;
 use crate::metrics::Metrics;
 use crate::record::InvocationContext;
 
-pub(crate) async fn serve<S: RecordService>(processor: BatchProcessor<S>) -> Result<(), lambda_runtime::Error> {
-    let metrics = Metrics::from_env();
+pub(crate) async fn serve<S: RecordService>(processor: BatchProcessor<S>, metrics: Metrics) -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let (processor, metrics) = (processor.clone(), metrics.clone());
         async move {
@@ -23,8 +22,11 @@ pub(crate) async fn serve<S: RecordService>(processor: BatchProcessor<S>) -> Res
             let function_name = invocation.function_name.clone();
             let report = processor.process(event.payload, invocation).await?;
             if let Some(document) = metrics.document(&function_name, &report) {
-                // Lambda sends stdout to CloudWatch Logs, which extracts the metrics.
-                println!("{document}");
+                // Lambda sends stdout to CloudWatch Logs, which extracts the metrics. A line
+                // that cannot be written costs the metrics, not the batch's response.
+                if let Err(error) = crate::output::print_json(&document) {
+                    tracing::warn!(%error, "the embedded metric line was not written");
+                }
             }
             processor.respond(&report).map_err(lambda_runtime::Error::from)
         }

@@ -34,11 +34,12 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Subcommand};
 use futures::future::BoxFuture;
 
 pub use cli::{StoreArgs, StoreKind};
-pub use replay::{load_event, load_json, parse_event, InputError};
+pub use replay::{load_event, load_json, parse_event, InputError, MAX_BODY_BYTES};
 
 use crate::batch::{BatchConfig, BatchProcessor};
 use crate::handler::RecordService;
 use crate::idempotency::{IdempotencyConfig, Idempotent};
+use crate::metrics::Metrics;
 use crate::store::{Backend, MissingTable};
 
 /// Exit status of the local commands.
@@ -140,19 +141,31 @@ impl Runner {
         Self { commands: Some(commands), ..self }
     }
 
-    fn processor(self, backend: Option<&Backend>) -> anyhow::Result<BatchProcessor<Arc<dyn RecordService>>> {
-        let mut config = self.config;
+    /// The batch and idempotency configurations and the metrics, with what the environment sets,
+    /// checked before a store is opened or a record runs: a bad setting found after a batch would
+    /// be reported after its effects, and on an empty store it would leave one behind.
+    fn settings(&self) -> Result<Settings, BadInput> {
+        let mut batch = self.config.clone();
         if let Some(limit) = crate::env::var(crate::env::MAX_CONCURRENCY) {
-            config.max_concurrency = match limit.parse::<usize>() {
-                Ok(limit) if limit > 0 => limit,
-                _ => return Err(BadInput(format!("{} must be a positive number, not {limit:?}", crate::env::MAX_CONCURRENCY)).into()),
+            batch.max_concurrency = match limit.parse::<usize>() {
+                Ok(limit) if (1..=MAX_CONCURRENCY).contains(&limit) => limit,
+                _ => {
+                    let variable = crate::env::MAX_CONCURRENCY;
+                    return Err(BadInput(format!("{variable} must be a whole number from 1 to {MAX_CONCURRENCY}, not {limit:?}")));
+                }
             };
         }
+        let idempotency =
+            self.idempotency.clone().map(IdempotencyConfig::with_env).transpose().map_err(|error| BadInput(error.to_string()))?;
+        Ok(Settings { batch, idempotency, metrics: Metrics::from_env()? })
+    }
+
+    fn processor(self, backend: Option<&Backend>, settings: Settings) -> anyhow::Result<(BatchProcessor<Arc<dyn RecordService>>, Metrics)> {
         let mut service = (self.build)(backend)?;
-        if let (Some(config), Some(backend)) = (self.idempotency, backend) {
-            service = Arc::new(Idempotent::new(service, backend.store(), config)?);
+        if let (Some(idempotency), Some(backend)) = (settings.idempotency, backend) {
+            service = Arc::new(Idempotent::new(service, backend.store(), idempotency)?);
         }
-        Ok(BatchProcessor::new(service, config))
+        Ok((BatchProcessor::new(service, settings.batch), settings.metrics))
     }
 
     /// Serves Lambda if `AWS_LAMBDA_RUNTIME_API` is set and no command was given; otherwise
@@ -200,20 +213,23 @@ impl Runner {
                     Ok(event) => event,
                     Err(error) => return report_error(error.into()),
                 };
-                let name = crate::env::var(crate::env::FUNCTION_NAME).unwrap_or_else(|| self.name.clone());
-                let processor = match self.local_processor(&args.store).await {
-                    Ok(processor) => processor,
+                let name = local_function_name(&self.name, args.function.name.as_deref(), "--function-name");
+                let (processor, metrics) = match self.local_processor(&args.store).await {
+                    Ok(ready) => ready,
                     Err(failure) => return failure,
                 };
-                replay::run(&name, &processor, event, args).await
+                replay::run(&name, &processor, &metrics, event, args).await
             }
             cli::Command::Poll(args) => {
-                let name = crate::env::var(crate::env::FUNCTION_NAME).unwrap_or_else(|| self.name.clone());
-                let processor = match self.local_processor(&args.store).await {
-                    Ok(processor) => processor,
+                if let Err(error) = poll::check_args(&args) {
+                    return report_error(error.into());
+                }
+                let name = local_function_name(&self.name, args.function.name.as_deref(), "--function-name");
+                let (processor, metrics) = match self.local_processor(&args.store).await {
+                    Ok(ready) => ready,
                     Err(failure) => return failure,
                 };
-                match poll::run(&name, &processor, args).await {
+                match poll::run(&name, &processor, &metrics, args).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(error) => report_error(error),
                 }
@@ -222,21 +238,48 @@ impl Runner {
     }
 
     async fn serve_lambda(self) -> anyhow::Result<()> {
+        let settings = self.settings()?;
         let backend = match self.needs_backend {
             true => Some(Backend::dynamodb_from_env().await?),
             false => None,
         };
-        let processor = self.processor(backend.as_ref())?;
-        lambda::serve(processor).await.map_err(|e| anyhow::anyhow!(e))
+        let (processor, metrics) = self.processor(backend.as_ref(), settings)?;
+        lambda::serve(processor, metrics).await.map_err(|e| anyhow::anyhow!(e))
     }
 
-    async fn local_processor(self, store: &StoreArgs) -> Result<BatchProcessor<Arc<dyn RecordService>>, ExitCode> {
+    async fn local_processor(self, store: &StoreArgs) -> Result<(BatchProcessor<Arc<dyn RecordService>>, Metrics), ExitCode> {
+        let settings = self.settings().map_err(|error| report_error(error.into()))?;
         let backend = match self.needs_backend {
             true => Some(store.open().await.map_err(report_error)?),
             false => None,
         };
-        self.processor(backend.as_ref()).map_err(report_error)
+        self.processor(backend.as_ref(), settings).map_err(report_error)
     }
+}
+
+/// What the environment made of a function's configuration.
+struct Settings {
+    batch: BatchConfig,
+    idempotency: Option<IdempotencyConfig>,
+    metrics: Metrics,
+}
+
+/// The most records of a batch that may run at once (`SQS_KIT_MAX_CONCURRENCY`).
+pub const MAX_CONCURRENCY: usize = 1_000;
+
+/// The name that prefixes idempotency keys in the local modes: `explicit`, given with `flag`,
+/// else the function's `own` name. `AWS_LAMBDA_FUNCTION_NAME` is not read here: exported in a
+/// shell, it would give every function run from there one prefix, and each would skip the
+/// others' records as duplicates. It is only named in a warning, for whoever set it on purpose.
+pub fn local_function_name(own: &str, explicit: Option<&str>, flag: &str) -> String {
+    let name = explicit.unwrap_or(own).to_owned();
+    if let Some(inherited) = crate::env::var(crate::env::FUNCTION_NAME).filter(|inherited| *inherited != name) {
+        tracing::warn!(
+            "{}={inherited} is ignored outside Lambda: keys are prefixed with {name}# ({flag} picks another)",
+            crate::env::FUNCTION_NAME
+        );
+    }
+    name
 }
 
 enum Parsed {
@@ -247,18 +290,21 @@ enum Parsed {
 /// Help and version go out whole; a usage error as its one line, with where to look next.
 pub(crate) fn print_usage_error(error: clap::Error) -> ExitCode {
     if !error.use_stderr() {
-        let _ = error.print();
-        return ExitCode::SUCCESS;
+        // Help and version go to stdout, which may be closed as well.
+        return match error.print() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(cause) => report_error(crate::output::OutputError::Write(cause).into()),
+        };
     }
     let rendered = error.render().to_string();
     let first = rendered.lines().next().unwrap_or("error: invalid usage");
-    eprintln!("{first} (see --help)");
+    crate::output::note(&format!("{first} (see --help)"));
     ExitCode::from(exit::BAD_INPUT)
 }
 
 /// Prints a command's error as one line and picks the exit status.
 pub fn report_error(error: anyhow::Error) -> ExitCode {
-    eprintln!("error: {error:#}");
+    crate::output::note(&format!("error: {error:#}"));
     let bad_input = error.is::<MissingTable>() || error.is::<InputError>() || error.is::<BadInput>();
     ExitCode::from(if bad_input { exit::BAD_INPUT } else { exit::RUNTIME })
 }

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use anyhow::Context;
 use aws_lambda_events::encodings::Base64Data;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage, SqsMessageAttribute};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName};
@@ -22,6 +23,7 @@ use super::cli::PollArgs;
 use super::BadInput;
 use crate::batch::{BatchProcessor, BatchReport};
 use crate::handler::RecordService;
+use crate::metrics::Metrics;
 use crate::record::InvocationContext;
 
 /// SQS returns at most this many messages per receive.
@@ -88,17 +90,25 @@ impl Shutdown {
     }
 }
 
-pub(crate) async fn run<S: RecordService>(function_name: &str, processor: &BatchProcessor<S>, args: PollArgs) -> anyhow::Result<()> {
-    if args.batch_size == 0 || args.batch_size > 10_000 {
-        return Err(BadInput(format!("--batch-size {} is out of range: 1 to 10000", args.batch_size)).into());
-    }
-    if args.batch_size > RECEIVE_LIMIT && args.batching_window.is_none() {
+/// What clap cannot check of the flags on their own; before the store is opened, so a refused
+/// command leaves no state behind.
+pub(crate) fn check_args(args: &PollArgs) -> Result<(), BadInput> {
+    if args.batch_size > RECEIVE_LIMIT && args.batching_window.is_none_or(|window| window == 0) {
         return Err(BadInput(format!(
-            "--batch-size {} needs --batching-window: like Lambda, batches over {RECEIVE_LIMIT} are gathered over a window",
+            "--batch-size {} needs a --batching-window of at least 1 s: like Lambda, batches over {RECEIVE_LIMIT} are \
+             gathered over a window",
             args.batch_size
-        ))
-        .into());
+        )));
     }
+    Ok(())
+}
+
+pub(crate) async fn run<S: RecordService>(
+    function_name: &str,
+    processor: &BatchProcessor<S>,
+    metrics: &Metrics,
+    args: PollArgs,
+) -> anyhow::Result<()> {
     let config = aws_config::load_from_env().await;
     let client = Client::new(&config);
     let queue = describe(&client, &args.queue_url).await?;
@@ -116,7 +126,6 @@ pub(crate) async fn run<S: RecordService>(function_name: &str, processor: &Batch
     // A short visibility timeout (a test's, or a fast-retrying queue's) must still leave time to
     // work: the safety margin never takes more than a quarter of it.
     let processor = &processor.with_deadline_margin(processor.config().deadline_margin.min(queue.visibility_timeout / 4));
-    let metrics = crate::metrics::Metrics::from_env();
     let shutdown = Shutdown::default();
     shutdown.listen();
     let mut totals = Totals::default();
@@ -143,14 +152,14 @@ pub(crate) async fn run<S: RecordService>(function_name: &str, processor: &Batch
         idle_since = Instant::now();
         totals.batches += 1;
         totals.received += batch.messages.len();
-        let (deleted, left) = process_batch(function_name, processor, &metrics, &client, &queue, batch, totals.batches).await?;
+        let (deleted, left) = process_batch(function_name, processor, metrics, &client, &queue, batch, totals.batches).await?;
         totals.deleted += deleted;
         totals.left += left;
     }
-    eprintln!(
+    crate::output::note(&format!(
         "poll of {}: {} batches, {} messages received, {} deleted, {} left for redelivery",
         queue.url, totals.batches, totals.received, totals.deleted, totals.left
-    );
+    ));
     Ok(())
 }
 
@@ -222,7 +231,7 @@ async fn receive(client: &Client, queue: &Queue, max: usize, wait: Duration) -> 
 async fn process_batch<S: RecordService>(
     function_name: &str,
     processor: &BatchProcessor<S>,
-    metrics: &crate::metrics::Metrics,
+    metrics: &Metrics,
     client: &Client,
     queue: &Queue,
     Batch { messages, received_at }: Batch,
@@ -256,10 +265,11 @@ async fn process_batch<S: RecordService>(
         .collect();
     let deleted = delete(client, queue, succeeded).await;
     if let Some(document) = metrics.document(function_name, &report) {
-        eprintln!("{document}");
+        crate::output::note(&document.to_string());
     }
-    let response = serde_json::to_string(&report.response()).expect("a batch response serializes");
-    println!("{response}");
+    crate::output::print_json(&report.response()).with_context(|| {
+        format!("batch {number} was processed and its {deleted} successes deleted, but its response was not printed")
+    })?;
     let totals = report.totals();
     tracing::info!(
         batch = number,

@@ -1,6 +1,6 @@
 //! `replay`: one Lambda SQS event from a file or stdin, processed in-process as one invocation.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -11,12 +11,17 @@ use serde_json::Value;
 
 use super::cli::ReplayArgs;
 use super::exit;
+use super::logging::Escaped;
 use crate::batch::{BatchProcessor, BatchReport, Outcome};
 use crate::handler::RecordService;
+use crate::metrics::Metrics;
+use crate::output::{note, print_json};
 use crate::record::InvocationContext;
 
 /// The largest message body SQS accepts, so the largest a real event can carry.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+const BYTE_ORDER_MARK: char = '\u{feff}';
 
 /// Why an event document could not be replayed. Each message names the input and what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +71,10 @@ fn read_input(path: &Path) -> Result<(String, String), InputError> {
         text = std::fs::read_to_string(path).map_err(|cause| InputError::Read { origin: origin.clone(), cause })?;
         origin
     };
+    // Editors on Windows save UTF-8 with a byte-order mark, which JSON parsers refuse.
+    if text.starts_with(BYTE_ORDER_MARK) {
+        text.drain(..BYTE_ORDER_MARK.len_utf8());
+    }
     Ok((origin, text))
 }
 
@@ -103,6 +112,7 @@ pub fn parse_event(origin: &str, text: &str) -> Result<SqsEvent, InputError> {
 pub(crate) async fn run<S: RecordService>(
     function_name: &str,
     processor: &BatchProcessor<S>,
+    metrics: &Metrics,
     event: SqsEvent,
     args: ReplayArgs,
 ) -> ExitCode {
@@ -114,18 +124,23 @@ pub(crate) async fn run<S: RecordService>(
     let report = match processor.process(event, invocation).await {
         Ok(report) => report,
         Err(error) => {
-            eprintln!("error: {error}");
+            note(&format!("error: {error}"));
             return ExitCode::from(exit::BAD_INPUT);
         }
     };
-    let response = serde_json::to_string(&report.response()).expect("a batch response always serializes");
-    println!("{response}");
-    let _ = std::io::stdout().flush();
-    if let Some(document) = crate::metrics::Metrics::from_env().document(function_name, &report) {
-        eprintln!("{document}");
+    let printed = print_json(&report.response());
+    if let Some(document) = metrics.document(function_name, &report) {
+        note(&document.to_string());
     }
     print_summary(&args.file, &report, processor.config().all_failed);
-    ExitCode::SUCCESS
+    match printed {
+        Ok(()) => ExitCode::SUCCESS,
+        // Last, after the summary: the batch's effects are committed whatever became of stdout.
+        Err(error) => {
+            note(&format!("error: the batch was processed (see above), but its response was not printed: {error}"));
+            ExitCode::from(exit::RUNTIME)
+        }
+    }
 }
 
 /// `text`, cut to at most `max` characters with an ellipsis.
@@ -145,11 +160,13 @@ fn print_summary(file: &PathBuf, report: &BatchReport, all_failed: crate::batch:
     let mut summary = String::new();
     let source = if file == Path::new("-") { "standard input".to_owned() } else { file.display().to_string() };
     summary.push_str(&format!("replay of {source}: {} records\n", report.records.len()));
+    // Message ids, reasons and outputs come from the messages: escaped like every log value, so
+    // a body cannot forge a summary line.
     for record in &report.records {
-        summary.push_str(&format!("  {}  {}", record.message_id, record.outcome));
+        summary.push_str(&format!("  {}  {}", Escaped(&record.message_id), Escaped(&record.outcome)));
         if let Outcome::Processed(output) | Outcome::Duplicate(output) = &record.outcome {
             if !output.is_null() {
-                summary.push_str(&format!(" -> {}", abbreviated(&output.to_string(), 200)));
+                summary.push_str(&format!(" -> {}", Escaped(abbreviated(&output.to_string(), 200))));
             }
         }
         summary.push('\n');
@@ -170,7 +187,7 @@ fn print_summary(file: &PathBuf, report: &BatchReport, all_failed: crate::batch:
             "every record failed: Lambda would have seen a function error (the queue retries all of them, as the failure list above says)\n",
         );
     }
-    eprint!("{summary}");
+    note(summary.trim_end());
 }
 
 #[cfg(test)]
@@ -202,6 +219,19 @@ mod tests {
         assert!(error(&event).contains("record 0's body is 1048577 bytes; SQS delivers at most 1048576 (1 MiB)"));
         let fits = serde_json::json!({"Records": [{"messageId": "max", "body": "x".repeat(MAX_BODY_BYTES)}]}).to_string();
         assert!(parse_event("e", &fits).is_ok());
+    }
+
+    #[test]
+    fn a_byte_order_mark_before_the_document_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("saved-by-notepad.json");
+        std::fs::write(&path, "\u{feff}{\"Records\":[]}").unwrap();
+        assert!(load_event(&path).unwrap().records.is_empty());
+        std::fs::write(&path, "\u{feff}[1, 2]").unwrap();
+        assert_eq!(load_json::<Vec<u8>>(&path, "a list").unwrap(), [1, 2]);
+        // Only at the start: inside the document it is the character it is.
+        std::fs::write(&path, "[\"\u{feff}\"]").unwrap();
+        assert_eq!(load_json::<Vec<String>>(&path, "a list").unwrap(), ["\u{feff}"]);
     }
 
     #[test]

@@ -2,8 +2,11 @@
 //!
 //! The claim is a single conditional `PutItem` with `ReturnValuesOnConditionCheckFailure =
 //! ALL_OLD`: when the key is taken, DynamoDB returns the existing record with the failure, so
-//! a duplicate costs one request and no read. Credentials, region and endpoint come from the
-//! standard AWS configuration chain; `AWS_ENDPOINT_URL` points it at a local API.
+//! a duplicate costs one request and no read. The completion is a `PutItem` and the release a
+//! `DeleteItem`, each conditioned on the item still carrying the caller's `claim_token`: one
+//! request each, as before, and a claimant whose claim was taken over writes nothing.
+//! Credentials, region and endpoint come from the standard AWS configuration chain;
+//! `AWS_ENDPOINT_URL` points it at a local API.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,11 +24,17 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 
-use super::{wrong_write_kind, BusinessWrite, Claim, CommitFailure, IdempotencyStore, StoreError};
+use super::{wrong_write_kind, BusinessWrite, Claim, ClaimWriteFailure, CommitFailure, IdempotencyStore, StoreError};
 use crate::idempotency::{IdempotencyRecord, Now, Status};
 
 const CLAIM_CONDITION: &str =
     "attribute_not_exists(#id) OR #expiration < :now OR (#status = :in_progress AND #in_progress_expiration < :now_ms)";
+
+/// The record still carries the caller's claim token (`:token`).
+const OWNER_CONDITION: &str = "#claim_token = :token";
+/// The caller's claim has no token: the record must have none either (records written before
+/// tokens existed).
+const TOKENLESS_OWNER_CONDITION: &str = "attribute_exists(#id) AND attribute_not_exists(#claim_token)";
 
 /// Counts the HTTP requests a client sends (retries included), to measure the store's cost.
 #[derive(Clone, Debug, Default)]
@@ -159,6 +168,9 @@ fn to_item(record: &IdempotencyRecord) -> HashMap<String, AttributeValue> {
     if let Some(result) = &record.result {
         item.insert("result".to_owned(), AttributeValue::S(result.to_string()));
     }
+    if let Some(token) = &record.claim_token {
+        item.insert("claim_token".to_owned(), AttributeValue::S(token.clone()));
+    }
     item
 }
 
@@ -174,7 +186,21 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Option<IdempotencyRecord
         payload_hash: string("payload_hash").unwrap_or_default(),
         result: string("result").and_then(|text| serde_json::from_str(&text).ok()),
         updated_at: int("updated_at").unwrap_or_default(),
+        claim_token: string("claim_token"),
     })
+}
+
+/// The condition, names and values under which a write acts for `claim`'s owner only.
+fn owner_condition(claim: &IdempotencyRecord) -> (&'static str, HashMap<String, String>, Option<HashMap<String, AttributeValue>>) {
+    let names = HashMap::from([("#claim_token".to_owned(), "claim_token".to_owned())]);
+    match &claim.claim_token {
+        Some(token) => (OWNER_CONDITION, names, Some(HashMap::from([(":token".to_owned(), AttributeValue::S(token.clone()))]))),
+        None => {
+            let mut names = names;
+            names.insert("#id".to_owned(), "id".to_owned());
+            (TOKENLESS_OWNER_CONDITION, names, None)
+        }
+    }
 }
 
 fn key(id: &str) -> HashMap<String, AttributeValue> {
@@ -216,51 +242,52 @@ impl IdempotencyStore for DynamoDbStore {
         }
     }
 
-    async fn complete(&self, record: &IdempotencyRecord) -> Result<(), StoreError> {
-        let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(&record.id)))
-            .update_expression(if record.result.is_some() {
-                "SET #status = :status, #expiration = :expiration, payload_hash = :hash, updated_at = :updated_at, #result = :result REMOVE in_progress_expiration"
-            } else {
-                "SET #status = :status, #expiration = :expiration, payload_hash = :hash, updated_at = :updated_at REMOVE in_progress_expiration, #result"
-            })
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#expiration", "expiration")
-            .expression_attribute_names("#result", "result")
-            .expression_attribute_values(":status", AttributeValue::S(record.status.as_str().to_owned()))
-            .expression_attribute_values(":expiration", number(record.expiration))
-            .expression_attribute_values(":hash", AttributeValue::S(record.payload_hash.clone()))
-            .expression_attribute_values(":updated_at", number(record.updated_at));
-        if let Some(result) = &record.result {
-            update = update.expression_attribute_values(":result", AttributeValue::S(result.to_string()));
-        }
-        update.return_values(ReturnValue::None).send().await.map_err(|e| self.error("complete", e))?;
-        Ok(())
-    }
-
-    async fn release(&self, id: &str) -> Result<(), StoreError> {
+    async fn complete(&self, claim: &IdempotencyRecord, record: &IdempotencyRecord) -> Result<(), ClaimWriteFailure> {
+        let (condition, names, values) = owner_condition(claim);
         let result = self
             .client
-            .delete_item()
+            .put_item()
             .table_name(&self.table)
-            .set_key(Some(key(id)))
-            .condition_expression("#status = :in_progress")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":in_progress", AttributeValue::S(Status::InProgress.as_str().to_owned()))
+            .set_item(Some(to_item(record)))
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(values)
             .send()
             .await;
         match result {
             Ok(_) => Ok(()),
-            // Already gone, or completed by someone else: nothing of ours to release.
-            Err(error) if matches!(error.as_service_error(), Some(DeleteItemError::ConditionalCheckFailedException(_))) => Ok(()),
-            Err(error) => Err(self.error("release", error)),
+            Err(error) if matches!(error.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) => {
+                Err(ClaimWriteFailure::ClaimLost)
+            }
+            Err(error) => Err(self.error("complete", error).into()),
         }
     }
 
-    async fn commit(&self, record: &IdempotencyRecord, writes: Vec<BusinessWrite>, now: Now) -> Result<(), CommitFailure> {
+    async fn release(&self, claim: &IdempotencyRecord) -> Result<(), ClaimWriteFailure> {
+        let (owner, mut names, values) = owner_condition(claim);
+        names.insert("#status".to_owned(), "status".to_owned());
+        let mut values = values.unwrap_or_default();
+        values.insert(":in_progress".to_owned(), AttributeValue::S(Status::InProgress.as_str().to_owned()));
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(&claim.id)))
+            .condition_expression(format!("#status = :in_progress AND {owner}"))
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) if matches!(error.as_service_error(), Some(DeleteItemError::ConditionalCheckFailedException(_))) => {
+                Err(ClaimWriteFailure::ClaimLost)
+            }
+            Err(error) => Err(self.error("release", error).into()),
+        }
+    }
+
+    async fn commit(&self, record: &IdempotencyRecord, writes: Vec<BusinessWrite>, now: Now, _deadline: Now) -> Result<(), CommitFailure> {
         let mut items = vec![TransactWriteItem::builder().put(self.conditional_put(record, now)?).build()];
         for write in writes {
             match write {
@@ -279,7 +306,7 @@ impl IdempotencyStore for DynamoDbStore {
         let reasons = cancelled.cancellation_reasons();
         let failed_condition = |reason: &aws_sdk_dynamodb::types::CancellationReason| reason.code() == Some("ConditionalCheckFailed");
         if let Some(claim_reason) = reasons.first().filter(|reason| failed_condition(reason)) {
-            return Err(CommitFailure::ClaimLost(claim_reason.item().and_then(from_item)));
+            return Err(CommitFailure::ClaimLost(claim_reason.item().and_then(from_item).map(Box::new)));
         }
         if let Some((position, reason)) = reasons.iter().enumerate().skip(1).find(|(_, reason)| failed_condition(reason)) {
             return Err(CommitFailure::BusinessCondition {

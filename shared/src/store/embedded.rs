@@ -5,23 +5,34 @@
 //! function's business tables commit in the same transaction as its idempotency record.
 //! Writes take SQLite's write lock up front (`BEGIN IMMEDIATE`) and WAL mode lets readers go on,
 //! so two processes replaying at once serialize their claims instead of both winning.
+//!
+//! SQLite's calls block their thread, waiting for another process's write lock included, so
+//! they run on tokio's blocking threads, never on the threads that drive the records (and the
+//! batch layer's timeouts). A group waits for the lock no longer than the earliest deadline of
+//! its operations allows.
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 
-use super::{wrong_write_kind, BusinessWrite, Claim, CommitFailure, IdempotencyStore, StoreError};
+use super::{wrong_write_kind, BusinessWrite, Claim, ClaimWriteFailure, CommitFailure, IdempotencyStore, StoreError};
 use crate::idempotency::{IdempotencyRecord, Now, Status};
 
 /// The database file inside the state directory.
 pub const DATABASE_FILE: &str = "sqs-kit.sqlite3";
 
-/// How long a writer waits for another process's transaction before giving up.
+/// How long a writer waits for another process's transaction before giving up, when no
+/// deadline says otherwise (schema, seeding, tooling).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A group stops waiting for the write lock this long before its earliest deadline, so that its
+/// operations fail with the store's reason before the batch layer abandons their records (250 ms
+/// before the deadline).
+const LOCK_WAIT_RESERVE: Duration = Duration::from_millis(500);
 
 /// SQL a function runs inside the store's transaction, within a savepoint of its own.
 pub type EmbeddedWrite = Box<dyn FnOnce(&Connection) -> Result<(), WriteRejected> + Send>;
@@ -55,6 +66,8 @@ struct Inner {
 #[derive(Default)]
 struct Waiting {
     operations: Vec<Operation>,
+    /// The earliest deadline (epoch milliseconds) of the waiting operations.
+    deadline_ms: Option<i64>,
     /// A group commit is scheduled and has not taken the waiting operations yet.
     scheduled: bool,
 }
@@ -63,6 +76,37 @@ struct Waiting {
 /// there is none) and returns how to answer once the commit's outcome is known.
 type Operation = Box<dyn FnOnce(Result<&mut Connection, String>) -> Answer + Send>;
 type Answer = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+/// The idempotency table; a database from before claim tokens gets their column. Only a
+/// database that lacks either takes the write lock, so opening never waits for another
+/// process's transaction otherwise.
+fn create_schema(connection: &mut Connection) -> rusqlite::Result<()> {
+    connection.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")?;
+    let has_tokens = |connection: &Connection| {
+        connection.prepare("SELECT 1 FROM pragma_table_info('idempotency') WHERE name = 'claim_token'")?.exists([])
+    };
+    if has_tokens(connection)? {
+        return Ok(());
+    }
+    // One transaction, so that two processes opening an old database add the column once.
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    transaction.execute_batch(
+        "CREATE TABLE IF NOT EXISTS idempotency (
+             id TEXT PRIMARY KEY,
+             status TEXT NOT NULL,
+             expiration INTEGER NOT NULL,
+             in_progress_expiration INTEGER,
+             payload_hash TEXT NOT NULL,
+             result TEXT,
+             updated_at INTEGER NOT NULL,
+             claim_token TEXT
+         ) WITHOUT ROWID;",
+    )?;
+    if !has_tokens(&transaction)? {
+        transaction.execute_batch("ALTER TABLE idempotency ADD COLUMN claim_token TEXT")?;
+    }
+    transaction.commit()
+}
 
 impl EmbeddedStore {
     /// Opens (creating if needed) the database in `state_dir`.
@@ -74,23 +118,9 @@ impl EmbeddedStore {
             cause,
         };
         std::fs::create_dir_all(&state_dir).map_err(|e| fail(format!("cannot create the state directory: {e}")))?;
-        let connection = Connection::open(state_dir.join(DATABASE_FILE)).map_err(|e| fail(e.to_string()))?;
+        let mut connection = Connection::open(state_dir.join(DATABASE_FILE)).map_err(|e| fail(e.to_string()))?;
         connection.busy_timeout(BUSY_TIMEOUT).map_err(|e| fail(e.to_string()))?;
-        connection
-            .execute_batch(
-                "PRAGMA journal_mode = WAL;
-                 PRAGMA synchronous = NORMAL;
-                 CREATE TABLE IF NOT EXISTS idempotency (
-                     id TEXT PRIMARY KEY,
-                     status TEXT NOT NULL,
-                     expiration INTEGER NOT NULL,
-                     in_progress_expiration INTEGER,
-                     payload_hash TEXT NOT NULL,
-                     result TEXT,
-                     updated_at INTEGER NOT NULL
-                 ) WITHOUT ROWID;",
-            )
-            .map_err(|e| fail(e.to_string()))?;
+        create_schema(&mut connection).map_err(|e| fail(e.to_string()))?;
         let inner = Inner { state_dir, connection: Mutex::new(connection), waiting: Mutex::default() };
         Ok(Self { inner: Arc::new(inner) })
     }
@@ -100,14 +130,32 @@ impl EmbeddedStore {
     }
 
     /// Runs `f` on the store's connection, outside the group commits: for a function's schema,
-    /// seeding and reads.
+    /// seeding and reads. It blocks: on a multi-threaded runtime the worker hands its other
+    /// tasks to another thread first (`block_in_place`), so the wait for the connection (held
+    /// by a group waiting for a lock, say) stalls no other record.
     pub fn with_connection<T>(&self, operation: &'static str, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
-        let mut connection = self.inner.lock_connection();
-        f(&mut connection).map_err(|e| self.inner.error(operation, e))
+        let run = || {
+            let mut connection = self.inner.lock_connection();
+            f(&mut connection).map_err(|e| self.inner.error(operation, e))
+        };
+        let multi_threaded = tokio::runtime::Handle::try_current()
+            .is_ok_and(|runtime| runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi_threaded {
+            tokio::task::block_in_place(run)
+        } else {
+            run()
+        }
     }
 
-    /// Runs `f` in the next group commit and answers once that has committed.
-    async fn grouped<T, E>(&self, operation: &'static str, f: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static) -> Result<T, E>
+    /// Runs `f` in the next group commit and answers once that has committed. The group waits
+    /// for another process's write lock until shortly before `deadline_ms` (epoch
+    /// milliseconds) at most.
+    async fn grouped<T, E>(
+        &self,
+        operation: &'static str,
+        deadline_ms: Option<i64>,
+        f: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
@@ -128,10 +176,10 @@ impl EmbeddedStore {
                 let _ = reply.send(outcome);
             })
         });
-        if self.inner.enqueue(run) {
+        if self.inner.enqueue(run, deadline_ms) {
             // This operation leads the next group: the records that are ready get a turn to
-            // queue theirs, then the group commits on this thread.
-            let leader = Leader(&self.inner);
+            // queue theirs, then the group commits on a blocking thread.
+            let leader = Leader(Arc::clone(&self.inner));
             tokio::task::yield_now().await;
             drop(leader);
         }
@@ -146,10 +194,11 @@ impl EmbeddedStore {
     async fn grouped_sql<T: Send + 'static>(
         &self,
         operation: &'static str,
+        deadline_ms: Option<i64>,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
         let inner = Arc::clone(&self.inner);
-        self.grouped(operation, move |connection| f(connection).map_err(|e| inner.error(operation, e))).await
+        self.grouped(operation, deadline_ms, move |connection| f(connection).map_err(|e| inner.error(operation, e))).await
     }
 }
 
@@ -167,25 +216,44 @@ impl Inner {
     }
 
     /// Queues `operation`; whether it leads a group, that is, no group commit is due yet.
-    fn enqueue(&self, operation: Operation) -> bool {
+    fn enqueue(&self, operation: Operation, deadline_ms: Option<i64>) -> bool {
         let mut waiting = self.waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         waiting.operations.push(operation);
+        waiting.deadline_ms = match (waiting.deadline_ms, deadline_ms) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         !std::mem::replace(&mut waiting.scheduled, true)
     }
 
     fn group_commit(&self) {
         // The connection first: operations queued while an earlier group commits join this one.
         let mut connection = self.lock_connection();
-        let operations = {
+        let (operations, deadline_ms) = {
             let mut waiting = self.waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             waiting.scheduled = false;
-            std::mem::take(&mut waiting.operations)
+            (std::mem::take(&mut waiting.operations), waiting.deadline_ms.take())
         };
         if operations.is_empty() {
             return;
         }
-        if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
-            let cause = error.to_string();
+        let lock_wait = deadline_ms.map_or(BUSY_TIMEOUT, |deadline_ms| {
+            let now_ms = Now::at(SystemTime::now()).millis;
+            let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms).max(0) as u64);
+            left.saturating_sub(LOCK_WAIT_RESERVE).min(BUSY_TIMEOUT)
+        });
+        let begun = connection.busy_timeout(lock_wait).and_then(|()| connection.execute_batch("BEGIN IMMEDIATE"));
+        // Back to the default wait for what runs on the connection outside the groups.
+        let _ = connection.busy_timeout(BUSY_TIMEOUT);
+        if let Err(error) = begun {
+            let cause = match error.sqlite_error_code() {
+                Some(ErrorCode::DatabaseBusy) => format!(
+                    "another process held the database's write lock (waited {} ms, as long as the invocation's deadline \
+                     allows); the records will be retried",
+                    lock_wait.as_millis()
+                ),
+                _ => error.to_string(),
+            };
             for operation in operations {
                 operation(Err(cause.clone()))(Err(cause.clone()));
             }
@@ -223,11 +291,17 @@ impl Inner {
 
 /// The duty of the operation that leads a group: commit it when dropped, which also covers a
 /// leader whose record is cancelled while it yields, so that nobody waits on it forever.
-struct Leader<'a>(&'a Inner);
+struct Leader(Arc<Inner>);
 
-impl Drop for Leader<'_> {
+impl Drop for Leader {
     fn drop(&mut self) {
-        self.0.group_commit();
+        let inner = Arc::clone(&self.0);
+        match tokio::runtime::Handle::try_current() {
+            // Nobody awaits the task: the operations' answers carry its outcome.
+            Ok(runtime) => drop(runtime.spawn_blocking(move || inner.group_commit())),
+            // No runtime to stall (the future was dropped outside one).
+            Err(_) => inner.group_commit(),
+        }
     }
 }
 
@@ -235,7 +309,7 @@ fn read_record(transaction: &Connection, id: &str) -> rusqlite::Result<Option<Id
     // Cached statements: parsing SQL costs more than running these one-row statements.
     transaction
         .prepare_cached(
-            "SELECT id, status, expiration, in_progress_expiration, payload_hash, result, updated_at
+            "SELECT id, status, expiration, in_progress_expiration, payload_hash, result, updated_at, claim_token
              FROM idempotency WHERE id = ?1",
         )?
         .query_row([id], |row| {
@@ -249,6 +323,7 @@ fn read_record(transaction: &Connection, id: &str) -> rusqlite::Result<Option<Id
                     payload_hash: row.get(4)?,
                     result: result.and_then(|text| serde_json::from_str(&text).ok()),
                     updated_at: row.get(6)?,
+                    claim_token: row.get(7)?,
                 })
         })
         .optional()
@@ -258,19 +333,30 @@ fn read_record(transaction: &Connection, id: &str) -> rusqlite::Result<Option<Id
 macro_rules! upsert_sql {
     () => {
         "INSERT INTO idempotency
-             (id, status, expiration, in_progress_expiration, payload_hash, result, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             (id, status, expiration, in_progress_expiration, payload_hash, result, updated_at, claim_token)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (id) DO UPDATE SET
              status = excluded.status, expiration = excluded.expiration,
              in_progress_expiration = excluded.in_progress_expiration,
              payload_hash = excluded.payload_hash, result = excluded.result,
-             updated_at = excluded.updated_at"
+             updated_at = excluded.updated_at, claim_token = excluded.claim_token"
     };
 }
 
-/// Writes `record` over the row with its id; with `claim_at`, only over a row that no longer
-/// blocks a claim at that time (the rule of [`IdempotencyRecord::is_live`]). Whether it wrote.
-fn upsert_record(connection: &Connection, record: &IdempotencyRecord, claim_at: Option<Now>) -> rusqlite::Result<bool> {
+/// When [`upsert_record`] may write over the row that holds the key.
+#[derive(Clone, Copy)]
+enum Over<'a> {
+    /// Any row.
+    Any,
+    /// A row that no longer blocks a claim at this time (the rule of
+    /// [`IdempotencyRecord::is_live`]).
+    Claimable(Now),
+    /// A row that carries this claim token (`None`: no token).
+    Owned(Option<&'a str>),
+}
+
+/// Writes `record` as the row with its id, if `over` allows; whether it wrote.
+fn upsert_record(connection: &Connection, record: &IdempotencyRecord, over: Over<'_>) -> rusqlite::Result<bool> {
     let result = record.result.as_ref().map(|result| result.to_string());
     let values = params![
         record.id,
@@ -280,17 +366,30 @@ fn upsert_record(connection: &Connection, record: &IdempotencyRecord, claim_at: 
         record.payload_hash,
         result,
         record.updated_at,
+        record.claim_token,
     ];
-    let written = match claim_at {
-        None => connection.prepare_cached(upsert_sql!())?.execute(values)?,
-        Some(now) => {
+    let written = match over {
+        Over::Any => connection.prepare_cached(upsert_sql!())?.execute(values)?,
+        Over::Claimable(now) => {
             let condition: [&dyn rusqlite::ToSql; 2] = [&now.secs, &now.millis];
             connection
                 .prepare_cached(concat!(
                     upsert_sql!(),
-                    " WHERE idempotency.expiration < ?8
-                        OR (idempotency.status = 'IN_PROGRESS' AND idempotency.in_progress_expiration < ?9)"
+                    " WHERE idempotency.expiration < ?9
+                        OR (idempotency.status = 'IN_PROGRESS' AND idempotency.in_progress_expiration < ?10)"
                 ))?
+                .execute(rusqlite::params_from_iter(values.iter().chain(condition.iter())))?
+        }
+        // An update, not an upsert: a row that is gone is not the caller's to recreate.
+        Over::Owned(token) => {
+            let condition: [&dyn rusqlite::ToSql; 1] = [&token];
+            connection
+                .prepare_cached(
+                    "UPDATE idempotency SET
+                         status = ?2, expiration = ?3, in_progress_expiration = ?4, payload_hash = ?5,
+                         result = ?6, updated_at = ?7, claim_token = ?8
+                     WHERE id = ?1 AND claim_token IS ?9",
+                )?
                 .execute(rusqlite::params_from_iter(values.iter().chain(condition.iter())))?
         }
     };
@@ -298,13 +397,13 @@ fn upsert_record(connection: &Connection, record: &IdempotencyRecord, claim_at: 
 }
 
 fn write_record(connection: &Connection, record: &IdempotencyRecord) -> rusqlite::Result<()> {
-    upsert_record(connection, record, None).map(drop)
+    upsert_record(connection, record, Over::Any).map(drop)
 }
 
 /// The claim: one conditional upsert, like DynamoDB's conditional PutItem. A fresh key costs
 /// one statement; only a taken key pays for the read of what holds it.
 fn claim_in(connection: &Connection, record: &IdempotencyRecord, now: Now) -> rusqlite::Result<Claim> {
-    if upsert_record(connection, record, Some(now))? {
+    if upsert_record(connection, record, Over::Claimable(now))? {
         return Ok(Claim::Acquired);
     }
     // Inside the transaction, what refused the upsert is still there to read.
@@ -322,31 +421,40 @@ impl IdempotencyStore for EmbeddedStore {
 
     async fn claim(&self, record: &IdempotencyRecord, now: Now) -> Result<Claim, StoreError> {
         let record = record.clone();
-        self.grouped_sql("claim", move |connection| claim_in(connection, &record, now)).await
+        self.grouped_sql("claim", record.in_progress_expiration, move |connection| claim_in(connection, &record, now)).await
     }
 
-    async fn complete(&self, record: &IdempotencyRecord) -> Result<(), StoreError> {
-        let record = record.clone();
-        self.grouped_sql("complete", move |connection| write_record(connection, &record)).await
+    async fn complete(&self, claim: &IdempotencyRecord, record: &IdempotencyRecord) -> Result<(), ClaimWriteFailure> {
+        let (token, record) = (claim.claim_token.clone(), record.clone());
+        let written = self
+            .grouped_sql("complete", claim.in_progress_expiration, move |connection| {
+                upsert_record(connection, &record, Over::Owned(token.as_deref()))
+            })
+            .await?;
+        written.then_some(()).ok_or(ClaimWriteFailure::ClaimLost)
     }
 
-    async fn release(&self, id: &str) -> Result<(), StoreError> {
-        let id = id.to_owned();
-        self.grouped_sql("release", move |connection| {
-            connection.prepare_cached("DELETE FROM idempotency WHERE id = ?1 AND status = 'IN_PROGRESS'")?.execute([id]).map(drop)
-        })
-        .await
+    async fn release(&self, claim: &IdempotencyRecord) -> Result<(), ClaimWriteFailure> {
+        let (id, token) = (claim.id.clone(), claim.claim_token.clone());
+        let deleted = self
+            .grouped_sql("release", claim.in_progress_expiration, move |connection| {
+                connection
+                    .prepare_cached("DELETE FROM idempotency WHERE id = ?1 AND status = 'IN_PROGRESS' AND claim_token IS ?2")?
+                    .execute(params![id, token])
+            })
+            .await?;
+        (deleted == 1).then_some(()).ok_or(ClaimWriteFailure::ClaimLost)
     }
 
-    async fn commit(&self, record: &IdempotencyRecord, writes: Vec<BusinessWrite>, now: Now) -> Result<(), CommitFailure> {
+    async fn commit(&self, record: &IdempotencyRecord, writes: Vec<BusinessWrite>, now: Now, deadline: Now) -> Result<(), CommitFailure> {
         let record = record.clone();
         let inner = Arc::clone(&self.inner);
-        self.grouped("commit", move |connection| {
+        self.grouped("commit", Some(deadline.millis), move |connection| {
             let sql = |e: rusqlite::Error| CommitFailure::from(inner.error("commit", e));
             // A savepoint: a rejected write undoes this commit's writes, not its group's.
             let savepoint = connection.savepoint().map_err(sql)?;
             if let Some(existing) = read_record(&savepoint, &record.id).map_err(sql)?.filter(|r| r.is_live(now)) {
-                return Err(CommitFailure::ClaimLost(Some(existing)));
+                return Err(CommitFailure::ClaimLost(Some(Box::new(existing))));
             }
             for (index, write) in writes.into_iter().enumerate() {
                 let BusinessWrite::Embedded(write) = write else {
@@ -390,6 +498,7 @@ mod tests {
             payload_hash: "hash".to_owned(),
             result: None,
             updated_at: now.millis,
+            claim_token: Some(format!("token-{id}")),
         }
     }
 
@@ -401,11 +510,35 @@ mod tests {
         // Polled once, the claim queues itself, leads the group and yields; then its record is
         // cancelled.
         assert!(store.claim(&claim_of("dropped", now), now).now_or_never().is_none());
-        let stored = store.get("dropped").await.unwrap().expect("the dropped leader's group committed");
-        assert_eq!(stored.status, Status::InProgress);
-        // And the store goes on: the next operation leads a group of its own.
+        // The store goes on: the next operation is answered, in the dropped leader's group or
+        // in one that starts after it (groups take the connection in turn).
         let next = tokio::time::timeout(Duration::from_secs(5), store.claim(&claim_of("next", now), now)).await;
         assert!(matches!(next, Ok(Ok(Claim::Acquired))), "{next:?}");
+        let stored = store.get("dropped").await.unwrap().expect("the dropped leader's group committed");
+        assert_eq!(stored.status, Status::InProgress);
+    }
+
+    #[tokio::test]
+    async fn a_database_from_before_claim_tokens_gets_their_column_and_keeps_its_records() {
+        let state = tempfile::tempdir().unwrap();
+        let old = Connection::open(state.path().join(DATABASE_FILE)).unwrap();
+        old.execute_batch(
+            "CREATE TABLE idempotency (
+                 id TEXT PRIMARY KEY, status TEXT NOT NULL, expiration INTEGER NOT NULL,
+                 in_progress_expiration INTEGER, payload_hash TEXT NOT NULL, result TEXT,
+                 updated_at INTEGER NOT NULL
+             ) WITHOUT ROWID;
+             INSERT INTO idempotency VALUES ('fn#old', 'COMPLETED', 4000000000, NULL, 'hash', '1', 0);",
+        )
+        .unwrap();
+        drop(old);
+        let store = EmbeddedStore::open(state.path()).unwrap();
+        let kept = store.get("fn#old").await.unwrap().expect("the old record is kept");
+        assert_eq!((kept.status, kept.claim_token), (Status::Completed, None));
+        let now = Now::system();
+        let claim = claim_of("fn#new", now);
+        assert_eq!(store.claim(&claim, now).await.unwrap(), Claim::Acquired);
+        assert_eq!(store.get("fn#new").await.unwrap(), Some(claim));
     }
 
     #[tokio::test]

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{wrong_write_kind, BusinessWrite, Claim, CommitFailure, IdempotencyStore, StoreError};
+use super::{wrong_write_kind, BusinessWrite, Claim, ClaimWriteFailure, CommitFailure, IdempotencyStore, StoreError};
 use crate::idempotency::{IdempotencyRecord, Now, Status};
 
 /// Business tables of the memory store: items by key, as JSON.
@@ -57,23 +57,32 @@ impl IdempotencyStore for MemoryStore {
         Ok(Claim::Acquired)
     }
 
-    async fn complete(&self, record: &IdempotencyRecord) -> Result<(), StoreError> {
-        self.state.lock().unwrap().records.insert(record.id.clone(), record.clone());
-        Ok(())
-    }
-
-    async fn release(&self, id: &str) -> Result<(), StoreError> {
+    async fn complete(&self, claim: &IdempotencyRecord, record: &IdempotencyRecord) -> Result<(), ClaimWriteFailure> {
         let mut state = self.state.lock().unwrap();
-        if state.records.get(id).is_some_and(|r| r.status == Status::InProgress) {
-            state.records.remove(id);
+        match state.records.get_mut(&claim.id) {
+            Some(stored) if stored.claim_token == claim.claim_token => {
+                *stored = record.clone();
+                Ok(())
+            }
+            _ => Err(ClaimWriteFailure::ClaimLost),
         }
-        Ok(())
     }
 
-    async fn commit(&self, record: &IdempotencyRecord, writes: Vec<BusinessWrite>, now: Now) -> Result<(), CommitFailure> {
+    async fn release(&self, claim: &IdempotencyRecord) -> Result<(), ClaimWriteFailure> {
+        let mut state = self.state.lock().unwrap();
+        match state.records.get(&claim.id) {
+            Some(stored) if stored.status == Status::InProgress && stored.claim_token == claim.claim_token => {
+                state.records.remove(&claim.id);
+                Ok(())
+            }
+            _ => Err(ClaimWriteFailure::ClaimLost),
+        }
+    }
+
+    async fn commit(&self, record: &IdempotencyRecord, writes: Vec<BusinessWrite>, now: Now, _deadline: Now) -> Result<(), CommitFailure> {
         let mut state = self.state.lock().unwrap();
         if let Some(existing) = state.records.get(&record.id).filter(|existing| existing.is_live(now)) {
-            return Err(CommitFailure::ClaimLost(Some(existing.clone())));
+            return Err(CommitFailure::ClaimLost(Some(Box::new(existing.clone()))));
         }
         // Apply to a copy so that a rejected write leaves nothing behind.
         let mut tables = state.tables.clone();

@@ -16,7 +16,7 @@ use std::fmt;
 use async_trait::async_trait;
 
 pub use dynamodb::{DynamoDbStore, RequestCounter};
-pub use embedded::{EmbeddedStore, EmbeddedWrite, WriteRejected};
+pub use embedded::{EmbeddedStore, EmbeddedWrite, WriteRejected, DATABASE_FILE};
 pub use memory::{MemoryStore, MemoryTables, MemoryWrite};
 
 use crate::idempotency::{IdempotencyRecord, Now};
@@ -82,9 +82,9 @@ impl BusinessWrite {
 #[derive(Debug, thiserror::Error)]
 pub enum CommitFailure {
     /// The idempotency condition failed: a live record exists (returned when the store could
-    /// read it with the failure).
+    /// read it with the failure; boxed, as the rare case, to keep the error small).
     #[error("the idempotency record is already taken")]
-    ClaimLost(Option<IdempotencyRecord>),
+    ClaimLost(Option<Box<IdempotencyRecord>>),
     /// The condition of business write `index` (0-based, in the order given) failed.
     #[error("business write {index} was rejected: {reason}")]
     BusinessCondition { index: usize, reason: String },
@@ -102,28 +102,50 @@ pub struct StoreError {
     pub cause: String,
 }
 
+/// Why a write in the name of a claim ([`IdempotencyStore::complete`],
+/// [`IdempotencyStore::release`]) did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimWriteFailure {
+    /// The stored record no longer carries the caller's claim token: the claim lapsed and
+    /// another invocation took the key over (or an operator evicted it). Nothing was written.
+    #[error("the claim is no longer this invocation's: it lapsed and another invocation took the key over, or it was evicted")]
+    ClaimLost,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// A place that keeps idempotency records, with conditional writes.
 ///
 /// `now` is passed in rather than read inside, so that the expiry rules are the caller's clock
-/// and can be tested.
+/// and can be tested. A write waits no longer than the deadline of the invocation it serves
+/// (a claim's `in_progress_expiration`, or `deadline`) for a lock held by someone else.
+///
+/// Ownership: a claim carries a random `claim_token`. Completing or releasing it writes only
+/// while the stored record still carries that token, so an invocation whose claim lapsed and
+/// was taken over can neither overwrite nor delete the new owner's record.
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync + 'static {
     /// Human-readable name, for error messages: `DynamoDB table X`, `embedded store at DIR`.
     fn describe(&self) -> String;
 
-    /// Writes `record` (status `IN_PROGRESS`) unless a live record holds the key, in one
-    /// conditional request: `attribute_not_exists(id) OR expiration < now OR
-    /// (status = IN_PROGRESS AND in_progress_expiration < now_ms)`.
+    /// Writes `record` (status `IN_PROGRESS`, with the caller's `claim_token`) unless a live
+    /// record holds the key, in one conditional request: `attribute_not_exists(id) OR
+    /// expiration < now OR (status = IN_PROGRESS AND in_progress_expiration < now_ms)`.
     async fn claim(&self, record: &IdempotencyRecord, now: Now) -> Result<Claim, StoreError>;
 
-    /// Replaces the caller's claim with `record` (status `COMPLETED`).
-    async fn complete(&self, record: &IdempotencyRecord) -> Result<(), StoreError>;
+    /// Replaces the caller's `claim` with `record` (status `COMPLETED`, the same token), under
+    /// the condition that the stored record still carries the claim's token; otherwise
+    /// [`ClaimWriteFailure::ClaimLost`]. Completing one's own completed record again (a retry
+    /// after an answer that was lost) writes the same record.
+    async fn complete(&self, claim: &IdempotencyRecord, record: &IdempotencyRecord) -> Result<(), ClaimWriteFailure>;
 
-    /// Deletes the caller's `IN_PROGRESS` claim so a retry can run; never a `COMPLETED` record.
-    async fn release(&self, id: &str) -> Result<(), StoreError>;
+    /// Deletes the caller's `IN_PROGRESS` `claim` so a retry can run, under the same condition
+    /// as [`Self::complete`]; never a `COMPLETED` record.
+    async fn release(&self, claim: &IdempotencyRecord) -> Result<(), ClaimWriteFailure>;
 
-    /// Writes `record` (status `COMPLETED`) and `writes` atomically, under the claim condition.
-    async fn commit(&self, record: &IdempotencyRecord, writes: Vec<BusinessWrite>, now: Now) -> Result<(), CommitFailure>;
+    /// Writes `record` (status `COMPLETED`) and `writes` atomically, under the claim condition,
+    /// for an invocation whose deadline is `deadline`.
+    async fn commit(&self, record: &IdempotencyRecord, writes: Vec<BusinessWrite>, now: Now, deadline: Now) -> Result<(), CommitFailure>;
 
     /// Reads a record as stored, live or not (operator tooling; not on the processing path).
     async fn get(&self, id: &str) -> Result<Option<IdempotencyRecord>, StoreError>;

@@ -58,14 +58,16 @@ pub(super) fn body_text(body: &Value) -> String {
 
 /// Refuses a body SQS or SNS would reject: empty, over 256 KiB, or with characters outside the
 /// set SQS allows (#x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF).
-pub(super) fn check_body(index: usize, text: &str) -> Result<(), BadInput> {
+pub(super) fn check_body(index: usize, text: &str, limit: BodyLimit) -> Result<(), BadInput> {
     if text.is_empty() {
         return Err(BadInput(format!("body {index} is empty: SQS and SNS need at least one character")));
     }
-    if text.len() > MAX_MESSAGE_BYTES {
+    if text.len() > limit.bytes {
         return Err(BadInput(format!(
-            "body {index} is {} bytes, over the {MAX_MESSAGE_BYTES}-byte (256 KiB) limit of SQS and SNS",
-            text.len()
+            "body {index} is {} bytes, over the {}-byte {}",
+            text.len(),
+            limit.bytes,
+            limit.what
         )));
     }
     let allowed =
@@ -75,6 +77,19 @@ pub(super) fn check_body(index: usize, text: &str) -> Result<(), BadInput> {
     }
     Ok(())
 }
+
+/// How large a body may be where it is going.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct BodyLimit {
+    pub bytes: usize,
+    /// Whose limit it is, for the error: "(256 KiB) limit of SQS and SNS".
+    pub what: &'static str,
+}
+
+/// What `publish` sends: SNS still takes at most 256 KiB.
+pub(super) const PUBLISH_LIMIT: BodyLimit = BodyLimit { bytes: MAX_MESSAGE_BYTES, what: "(256 KiB) limit of SQS and SNS" };
+/// What an SQS event can carry, the limit `replay` applies.
+pub(super) const EVENT_LIMIT: BodyLimit = BodyLimit { bytes: crate::runner::MAX_BODY_BYTES, what: "(1 MiB) limit of an SQS message" };
 
 /// The FIFO message group of a body: its `customerId`, or [`DEFAULT_GROUP`].
 pub(super) fn group_id(text: &str) -> String {
@@ -198,11 +213,11 @@ mod tests {
 
     #[test]
     fn bodies_sqs_rejects_are_refused_with_their_index() {
-        assert!(check_body(0, "{}").is_ok());
-        assert!(check_body(1, "").unwrap_err().0.contains("body 1 is empty"));
-        assert!(check_body(2, &"x".repeat(MAX_MESSAGE_BYTES)).is_ok());
-        assert!(check_body(3, &"x".repeat(MAX_MESSAGE_BYTES + 1)).unwrap_err().0.starts_with("body 3 is 262145 bytes"));
-        assert!(check_body(4, "a\u{1}b").unwrap_err().0.contains("U+0001"));
+        assert!(check_body(0, "{}", PUBLISH_LIMIT).is_ok());
+        assert!(check_body(1, "", PUBLISH_LIMIT).unwrap_err().0.contains("body 1 is empty"));
+        assert!(check_body(2, &"x".repeat(MAX_MESSAGE_BYTES), PUBLISH_LIMIT).is_ok());
+        assert!(check_body(3, &"x".repeat(MAX_MESSAGE_BYTES + 1), PUBLISH_LIMIT).unwrap_err().0.starts_with("body 3 is 262145 bytes"));
+        assert!(check_body(4, "a\u{1}b", PUBLISH_LIMIT).unwrap_err().0.contains("U+0001"));
     }
 
     #[test]

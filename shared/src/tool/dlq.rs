@@ -9,7 +9,13 @@
 //! flight per message group that fit in one receive, so a peek of a FIFO DLQ shows at most 10
 //! messages per group.
 //!
-//! **redrive** starts an SQS message move task (`StartMessageMoveTask`) where the API has one
+//! **redrive** first checks the direction: the messages go only to a queue whose dead-letter
+//! queue `--queue-url` is (the destination's `RedrivePolicy` names it), or one the DLQ's
+//! `RedriveAllowPolicy` names (`byQueue`), or, with `allowAll`, anywhere if some queue uses it as
+//! its DLQ. Anything else, such as a live queue named as the source and its DLQ as `--to`,
+//! would drain a live queue, and is refused unless `--force` is given.
+//!
+//! It then starts an SQS message move task (`StartMessageMoveTask`) where the API has one
 //! and no `--max` is given, and waits for it to finish. Otherwise (a `--max`, `--manual`, or an
 //! API without move tasks, such as moto) it moves the messages itself, one at a time: receive,
 //! `SendMessage` to the source (same body and message attributes; on FIFO queues the same
@@ -32,6 +38,7 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
 
 use super::aws::{self, describe, BATCH_LIMIT};
+use crate::output::{note, print_json, print_json_pretty};
 use crate::runner::BadInput;
 
 /// How long a received message stays hidden while a peek or a redrive holds it.
@@ -40,7 +47,10 @@ const HOLD_SECONDS: i32 = 60;
 /// queue to end the command quickly.
 const WAIT_SECONDS: i32 = 1;
 /// Messages a peek shows by default.
-const DEFAULT_PEEK: usize = 100;
+const DEFAULT_PEEK: u32 = 100;
+/// Messages a peek shows at most: it holds every one it shows in flight (hidden) until it
+/// ends, and SQS refuses receives beyond a queue's in-flight limit.
+const MAX_PEEK: u32 = 10_000;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum DlqCommand {
@@ -51,6 +61,10 @@ pub(super) enum DlqCommand {
     /// sourceQueueArn (where SQS reports it) and the body (parsed JSON, or the raw text).
     Peek(PeekArgs),
     /// Move a dead-letter queue's messages back to its source queue (after a fix).
+    ///
+    /// Refused (exit 2) unless --queue-url is a dead-letter queue of the destination: the
+    /// destination's RedrivePolicy names it, or its RedriveAllowPolicy allows the destination
+    /// (byQueue naming it, or allowAll on a queue some queue uses as its DLQ). --force overrides.
     ///
     /// Prints {"moved": N, "from": DLQ_URL, "to": SOURCE_URL, "method": ...}. No message is
     /// lost if interrupted: each is deleted from the DLQ only after it was sent to the source;
@@ -64,9 +78,9 @@ pub(super) struct PeekArgs {
     /// The dead-letter queue.
     #[arg(long, value_name = "URL")]
     queue_url: String,
-    /// Show at most N messages.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_PEEK, value_parser = positive)]
-    max: usize,
+    /// Show at most N messages (1 to 10000).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_PEEK, value_parser = super::whole_number(1, MAX_PEEK))]
+    max: u32,
 }
 
 #[derive(Debug, Args)]
@@ -79,18 +93,14 @@ pub(super) struct RedriveArgs {
     #[arg(long, value_name = "SOURCE_URL")]
     to: Option<String>,
     /// Move at most N messages (always moved by receive/send/delete).
-    #[arg(long, value_name = "N", value_parser = positive)]
-    max: Option<usize>,
+    #[arg(long, value_name = "N", value_parser = super::whole_number(1, u32::MAX))]
+    max: Option<u32>,
     /// Move the messages by receive/send/delete even where the API has StartMessageMoveTask.
     #[arg(long)]
     manual: bool,
-}
-
-fn positive(text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("{text} is not a positive whole number")),
-    }
+    /// Move the messages even though --queue-url is not a dead-letter queue of --to.
+    #[arg(long)]
+    force: bool,
 }
 
 pub(super) async fn run(command: DlqCommand) -> anyhow::Result<ExitCode> {
@@ -120,20 +130,21 @@ async fn receive(client: &Client, url: &str, max: usize) -> anyhow::Result<Vec<M
 
 async fn peek(client: &Client, args: PeekArgs) -> anyhow::Result<ExitCode> {
     let url = &args.queue_url;
+    let max = args.max as usize;
     // Fails early, with a clear message, when the queue does not exist.
     aws::queue_attributes(client, url).await?;
     let mut shown: Vec<Value> = Vec::new();
     // The latest receipt handle of every held message, to make it visible again.
     let mut held: BTreeMap<String, String> = BTreeMap::new();
     let result = async {
-        while shown.len() < args.max {
-            let messages = receive(client, url, args.max - shown.len()).await?;
+        while shown.len() < max {
+            let messages = receive(client, url, max - shown.len()).await?;
             let mut new = 0;
             for message in messages {
                 let (Some(id), Some(receipt)) = (message.message_id(), message.receipt_handle()) else { continue };
                 let first_time = !held.contains_key(id);
                 held.insert(id.to_owned(), receipt.to_owned());
-                if first_time && shown.len() < args.max {
+                if first_time && shown.len() < max {
                     shown.push(describe_message(&message));
                     new += 1;
                 }
@@ -148,10 +159,10 @@ async fn peek(client: &Client, args: PeekArgs) -> anyhow::Result<ExitCode> {
     let restored = restore(client, url, &held).await;
     result?;
     if let Err(error) = restored {
-        eprintln!("warning: {error:#}; those messages stay hidden for up to {HOLD_SECONDS} s, then reappear in the DLQ");
+        note(&format!("warning: {error:#}; those messages stay hidden for up to {HOLD_SECONDS} s, then reappear in the DLQ"));
     }
-    println!("{}", serde_json::to_string_pretty(&shown)?);
-    eprintln!("{} message(s) in {url}, left in the queue", shown.len());
+    print_json_pretty(&shown)?;
+    note(&format!("{} message(s) in {url}, left in the queue", shown.len()));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -250,22 +261,35 @@ async fn redrive(client: &Client, args: RedriveArgs) -> anyhow::Result<ExitCode>
     }
     let to_attributes = aws::queue_attributes(client, &to).await?;
     let to_arn = to_attributes.get(QueueAttributeName::QueueArn.as_str()).cloned().unwrap_or_default();
+    let source = QueueInfo { url: from, arn: &dlq_arn, attributes: &attributes };
+    let destination = QueueInfo { url: &to, arn: &to_arn, attributes: &to_attributes };
+    if let Err(checked) = check_direction(client, &source, &destination).await {
+        let refusal = format!("{from} is not a dead-letter queue of {to}: {checked}");
+        if !args.force {
+            return Err(BadInput(format!(
+                "refusing to move the messages of {from} to {to}, which could drain a live queue: {refusal}; check that \
+                 --queue-url is the dead-letter queue and --to the queue it serves, or pass --force to move them anyway"
+            ))
+            .into());
+        }
+        note(&format!("warning: --force: {refusal}; moving the messages anyway"));
+    }
 
     if args.max.is_none() && !args.manual {
         match move_task(client, &dlq_arn, &to_arn).await? {
             MoveTask::Done { moved, handle } => {
                 let report =
                     json!({"moved": moved, "from": from, "to": to, "method": "StartMessageMoveTask", "taskHandle": handle});
-                println!("{report}");
+                print_json(&report)?;
                 return Ok(ExitCode::SUCCESS);
             }
             MoveTask::Unsupported(reason) => {
-                eprintln!("the SQS API has no StartMessageMoveTask ({reason}): moving the messages by receive, send, delete");
+                note(&format!("the SQS API has no StartMessageMoveTask ({reason}): moving the messages by receive, send, delete"));
             }
         }
     }
 
-    let max = args.max.unwrap_or(usize::MAX);
+    let max = args.max.map_or(usize::MAX, |max| max as usize);
     let mut moved = 0usize;
     let mut seen: HashSet<String> = HashSet::new();
     let outcome = async {
@@ -308,13 +332,17 @@ async fn redrive(client: &Client, args: RedriveArgs) -> anyhow::Result<ExitCode>
     }
     .await;
     let report = json!({"moved": moved, "from": from, "to": to, "method": "receive-send-delete"});
-    println!("{report}");
+    let printed = print_json(&report);
+    // A failed move matters more than a failure to print how far it got.
     outcome?;
+    printed?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Sends a DLQ message to the source queue as it was: body, message attributes, and on FIFO
-/// queues its message group and a deduplication id derived from its message id.
+/// Sends a DLQ message to the source queue as it was: body, message attributes, its message
+/// group, and on FIFO queues a deduplication id derived from its message id. A fair queue's
+/// message (a standard queue's, with a group) keeps its group: it names the tenant the queue
+/// shares its capacity by.
 async fn send_to_source(client: &Client, message: &Message, to: &str) -> anyhow::Result<()> {
     let id = message.message_id().unwrap_or_default();
     let mut request = client
@@ -322,9 +350,11 @@ async fn send_to_source(client: &Client, message: &Message, to: &str) -> anyhow:
         .queue_url(to)
         .message_body(message.body().unwrap_or_default())
         .set_message_attributes(message.message_attributes().filter(|a| !a.is_empty()).cloned());
+    let group = system_attribute(message, &MessageSystemAttributeName::MessageGroupId);
     if aws::is_fifo(to) {
-        let group = system_attribute(message, &MessageSystemAttributeName::MessageGroupId).unwrap_or(aws::DEFAULT_GROUP);
-        request = request.message_group_id(group).message_deduplication_id(redrive_deduplication_id(id));
+        request = request.message_group_id(group.unwrap_or(aws::DEFAULT_GROUP)).message_deduplication_id(redrive_deduplication_id(id));
+    } else if let Some(group) = group {
+        request = request.message_group_id(group);
     }
     request.send().await.map_err(|e| anyhow::anyhow!("cannot send message {id} to {to}: {}", describe(e)))?;
     Ok(())
@@ -356,7 +386,7 @@ async fn source_queue(client: &Client, dlq: &str, attributes: &HashMap<String, S
     let sources = match client.list_dead_letter_source_queues().queue_url(dlq).send().await {
         Ok(output) => output.queue_urls,
         Err(error) => {
-            eprintln!("note: cannot list the queues that use {dlq} as their DLQ: {}", describe(error));
+            note(&format!("note: cannot list the queues that use {dlq} as their DLQ: {}", describe(error)));
             Vec::new()
         }
     };
@@ -369,6 +399,78 @@ async fn source_queue(client: &Client, dlq: &str, attributes: &HashMap<String, S
         ))
         .into()),
     }
+}
+
+/// A queue as the direction check sees it.
+struct QueueInfo<'a> {
+    url: &'a str,
+    arn: &'a str,
+    attributes: &'a HashMap<String, String>,
+}
+
+/// A queue attribute that holds a JSON policy, parsed (`None` if unset or not JSON).
+fn policy(queue: &QueueInfo<'_>, name: QueueAttributeName) -> Option<Value> {
+    queue.attributes.get(name.as_str()).and_then(|text| serde_json::from_str(text).ok())
+}
+
+/// What two queues' policies say about moving `from`'s messages to `to`.
+#[derive(Debug, PartialEq)]
+enum Direction {
+    /// `to`'s RedrivePolicy names `from`, or `from`'s RedriveAllowPolicy is `byQueue` naming `to`.
+    Allowed,
+    /// `from`'s RedriveAllowPolicy is `allowAll`: a live queue can say that too, so it counts only
+    /// if some queue does use `from` as its DLQ. `redrive_policy` says what `to`'s names.
+    AllowedIfADlq { redrive_policy: String },
+    /// Neither: what both policies say.
+    Refused(String),
+}
+
+fn direction(from: &QueueInfo<'_>, to: &QueueInfo<'_>) -> Direction {
+    let target = policy(to, QueueAttributeName::RedrivePolicy)
+        .and_then(|redrive| redrive["deadLetterTargetArn"].as_str().map(str::to_owned));
+    if target.as_deref() == Some(from.arn) {
+        return Direction::Allowed;
+    }
+    let redrive_policy = match &target {
+        Some(arn) => format!("the RedrivePolicy of {} names {arn} as its dead-letter queue, not {}", to.url, from.arn),
+        None => format!("the RedrivePolicy of {} names no dead-letter queue", to.url),
+    };
+    let allow = policy(from, QueueAttributeName::RedriveAllowPolicy);
+    let allows = match allow.as_ref().and_then(|allow| allow["redrivePermission"].as_str()) {
+        None => "is not set".to_owned(),
+        Some("allowAll") => return Direction::AllowedIfADlq { redrive_policy },
+        Some("byQueue") => {
+            let sources: Vec<&str> = allow
+                .as_ref()
+                .and_then(|allow| allow["sourceQueueArns"].as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            if sources.contains(&to.arn) {
+                return Direction::Allowed;
+            }
+            format!("allows only {}", if sources.is_empty() { "no queue".to_owned() } else { sources.join(", ") })
+        }
+        Some(other) => format!("is {other}"),
+    };
+    Direction::Refused(format!("{redrive_policy}, and the RedriveAllowPolicy of {} {allows}", from.url))
+}
+
+/// Whether `from` is a dead-letter queue of `to` (see [`Direction`]); the error says what was
+/// checked.
+async fn check_direction(client: &Client, from: &QueueInfo<'_>, to: &QueueInfo<'_>) -> Result<(), String> {
+    let redrive_policy = match direction(from, to) {
+        Direction::Allowed => return Ok(()),
+        Direction::Refused(checked) => return Err(checked),
+        Direction::AllowedIfADlq { redrive_policy } => redrive_policy,
+    };
+    let allows = match client.list_dead_letter_source_queues().queue_url(from.url).send().await {
+        Ok(output) if !output.queue_urls.is_empty() => return Ok(()),
+        Ok(_) => "is allowAll, but no queue uses it as its dead-letter queue".to_owned(),
+        Err(error) => format!("is allowAll, but the queues that use it as their DLQ cannot be listed ({})", describe(error)),
+    };
+    Err(format!("{redrive_policy}, and the RedriveAllowPolicy of {} {allows}", from.url))
 }
 
 enum MoveTask {
@@ -412,7 +514,7 @@ async fn move_task(client: &Client, dlq_arn: &str, to_arn: &str) -> anyhow::Resu
         }
     };
     let handle = started.task_handle().unwrap_or_default().to_owned();
-    eprintln!("message move task started: {handle}");
+    note(&format!("message move task started: {handle}"));
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let tasks = client
@@ -441,6 +543,47 @@ async fn move_task(client: &Client, dlq_arn: &str, to_arn: &str) -> anyhow::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_direction_comes_from_the_redrive_policies() {
+        let queue = |url: &'static str, arn: &'static str, policies: &[(QueueAttributeName, Value)]| {
+            let attributes: HashMap<String, String> =
+                policies.iter().map(|(name, policy)| (name.as_str().to_owned(), policy.to_string())).collect();
+            (url, arn, attributes)
+        };
+        let check = |from: &(&str, &str, HashMap<String, String>), to: &(&str, &str, HashMap<String, String>)| {
+            direction(
+                &QueueInfo { url: from.0, arn: from.1, attributes: &from.2 },
+                &QueueInfo { url: to.0, arn: to.1, attributes: &to.2 },
+            )
+        };
+        let by_queue = |arns: &[&str]| json!({"redrivePermission": "byQueue", "sourceQueueArns": arns});
+        let dlq = queue("u:dlq", "a:dlq", &[(QueueAttributeName::RedriveAllowPolicy, by_queue(&["a:live"]))]);
+        let live = queue("u:live", "a:live", &[(QueueAttributeName::RedrivePolicy, json!({"deadLetterTargetArn": "a:dlq"}))]);
+        let other = queue("u:other", "a:other", &[]);
+
+        assert_eq!(check(&dlq, &live), Direction::Allowed, "the destination's RedrivePolicy names the DLQ");
+        assert_eq!(check(&dlq, &other), Direction::Refused(
+            "the RedrivePolicy of u:other names no dead-letter queue, and the RedriveAllowPolicy of u:dlq allows only a:live".into()
+        ));
+        assert_eq!(check(&live, &dlq), Direction::Refused(
+            "the RedrivePolicy of u:dlq names no dead-letter queue, and the RedriveAllowPolicy of u:live is not set".into()
+        ));
+        assert_eq!(check(&other, &live), Direction::Refused(
+            "the RedrivePolicy of u:live names a:dlq as its dead-letter queue, not a:other, and the RedriveAllowPolicy of u:other is not set".into()
+        ));
+
+        let naming_other = queue("u:dlq", "a:dlq", &[(QueueAttributeName::RedriveAllowPolicy, by_queue(&["a:live", "a:other"]))]);
+        assert_eq!(check(&naming_other, &other), Direction::Allowed, "byQueue names the destination");
+        let allow_all = queue("u:dlq", "a:dlq", &[(QueueAttributeName::RedriveAllowPolicy, json!({"redrivePermission": "allowAll"}))]);
+        assert_eq!(
+            check(&allow_all, &other),
+            Direction::AllowedIfADlq { redrive_policy: "the RedrivePolicy of u:other names no dead-letter queue".into() }
+        );
+        let deny_all = queue("u:dlq", "a:dlq", &[(QueueAttributeName::RedriveAllowPolicy, json!({"redrivePermission": "denyAll"}))]);
+        assert!(matches!(check(&deny_all, &other), Direction::Refused(why) if why.ends_with("RedriveAllowPolicy of u:dlq is denyAll")));
+        assert_eq!(check(&deny_all, &live), Direction::Allowed, "the destination's RedrivePolicy decides first");
+    }
 
     #[test]
     fn a_redriven_message_keeps_its_deduplication_id_across_resends() {

@@ -58,12 +58,12 @@ pub(super) async fn run(args: EventArgs) -> anyhow::Result<ExitCode> {
     }
     let texts: Vec<String> = bodies.iter().map(aws::body_text).collect();
     for (index, text) in texts.iter().enumerate() {
-        aws::check_body(index, text)?;
+        aws::check_body(index, text, aws::EVENT_LIMIT)?;
     }
     let sent = now_ms();
     let records: Vec<Value> =
         texts.iter().enumerate().map(|(index, text)| record(index, text, &arn, &region, fifo, sent)).collect();
-    println!("{}", serde_json::to_string_pretty(&json!({ "Records": records }))?);
+    crate::output::print_json_pretty(&json!({ "Records": records }))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -106,6 +106,7 @@ fn record(index: usize, text: &str, arn: &str, region: &str, fifo: bool, sent: i
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runner::MAX_BODY_BYTES;
 
     #[test]
     fn a_fifo_record_carries_the_group_and_deduplication_ids() {
@@ -118,6 +119,17 @@ mod tests {
         assert_eq!(record["awsRegion"], "ap-northeast-2");
         let again = super::record(3, body, "arn:aws:sqs:ap-northeast-2:1:q.fifo", "ap-northeast-2", true, 0);
         assert_eq!(record["messageId"], again["messageId"]);
+    }
+
+    #[test]
+    fn bodies_up_to_the_sqs_maximum_are_checked_whole() {
+        let check = |index, text: &str| aws::check_body(index, text, aws::EVENT_LIMIT);
+        assert!(check(0, &"x".repeat(MAX_BODY_BYTES)).is_ok());
+        let over = check(1, &"x".repeat(MAX_BODY_BYTES + 1)).unwrap_err().0;
+        assert!(over.starts_with("body 1 is 1048577 bytes, over the 1048576-byte (1 MiB) limit"), "{over}");
+        assert!(check(2, "").unwrap_err().0.contains("body 2 is empty"));
+        let late = format!("{}\u{1}", "x".repeat(aws::MAX_MESSAGE_BYTES + 10));
+        assert!(check(3, &late).unwrap_err().0.contains("U+0001"));
     }
 
     #[test]

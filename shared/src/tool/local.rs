@@ -23,6 +23,7 @@ use serde_json::{json, Map, Value};
 
 use super::aws::{self, describe};
 use super::template::{self, scalar_text, truthy, Resolver};
+use crate::output::{note, print_json_pretty, OutputError};
 use crate::runner::BadInput;
 
 #[derive(Debug, Subcommand)]
@@ -47,11 +48,12 @@ pub(super) struct UpArgs {
     /// Override a template parameter (repeatable).
     #[arg(long = "parameter", value_name = "NAME=VALUE", value_parser = parameter)]
     parameters: Vec<(String, String)>,
-    /// maxReceiveCount of every queue's redrive policy (default: the template's).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    /// maxReceiveCount of every queue's redrive policy, 1 to 1000 as SQS allows (default: the template's).
+    #[arg(long, value_name = "N", value_parser = super::whole_number(1_u32, 1000))]
     max_receive_count: Option<u32>,
-    /// VisibilityTimeout of every queue, in seconds (default: the template's), e.g. short for tests.
-    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(0..=43_200))]
+    /// VisibilityTimeout of every queue, in seconds, 0 to 43200 (12 h, SQS's maximum) (default: the
+    /// template's), e.g. short for tests.
+    #[arg(long, value_name = "SECONDS", value_parser = super::whole_number(0_u32, 43_200))]
     visibility_timeout: Option<u32>,
 }
 
@@ -207,7 +209,7 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     describe_functions(&resolver, &mut report);
     outputs(&resolver, &mut report);
 
-    print_report(&resolver, &report, &endpoint);
+    print_report(&resolver, &report, &endpoint)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -807,7 +809,7 @@ fn screaming_snake(name: &str) -> String {
     out
 }
 
-fn print_report(resolver: &Resolver, report: &Report, endpoint: &str) {
+fn print_report(resolver: &Resolver, report: &Report, endpoint: &str) -> Result<(), OutputError> {
     let (dlqs, queues): (BTreeMap<_, _>, BTreeMap<_, _>) = report.queues.iter().partition(|(id, _)| is_dlq(resolver, id));
     let stdout = json!({
         "stack": resolver.stack,
@@ -824,7 +826,7 @@ fn print_report(resolver: &Resolver, report: &Report, endpoint: &str) {
         "skipped": report.skipped,
         "ignored": report.ignored,
     });
-    println!("{}", serde_json::to_string_pretty(&stdout).expect("JSON values serialize"));
+    print_json_pretty(&stdout)?;
 
     let mut lines = vec![
         format!(
@@ -858,7 +860,8 @@ fn print_report(resolver: &Resolver, report: &Report, endpoint: &str) {
             lines.push(format!("export {name}={value}"));
         }
     }
-    eprintln!("{}", lines.join("\n"));
+    note(&lines.join("\n"));
+    Ok(())
 }
 
 /// A queue another queue's redrive policy, or a subscription's, sends its failures to.

@@ -52,6 +52,24 @@ enum Command {
     Local(local::LocalCommand),
 }
 
+/// The value parser of a numeric flag: a whole number from `min` to `max`. Anything else (out
+/// of range, negative, too large for any type, not a number) is a usage error that names the
+/// range, so a flag never silently takes a value that would overflow or mean nothing. Give the
+/// bounds the field's type (`1_u32`): from bare literals (`i32`) clap could not hand the value
+/// to a `u32` field.
+fn whole_number<T>(min: T, max: T) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static
+where
+    T: Copy + Into<i128> + TryFrom<i128> + std::fmt::Display + Send + Sync + 'static,
+{
+    move |text| {
+        text.parse::<i128>()
+            .ok()
+            .filter(|n| (min.into()..=max.into()).contains(n))
+            .and_then(|n| T::try_from(n).ok())
+            .ok_or_else(|| format!("expected a whole number from {min} to {max}"))
+    }
+}
+
 pub async fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -67,5 +85,19 @@ pub async fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => report_error(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn numeric_flags_take_whole_numbers_in_their_range() {
+        let parse = super::whole_number(1u32, 1000);
+        assert_eq!(parse("1"), Ok(1));
+        assert_eq!(parse("1000"), Ok(1000));
+        for bad in ["0", "1001", "-1", "18446744073709551616", "1e3", "1.5", " 7", "", "ten"] {
+            assert_eq!(parse(bad), Err("expected a whole number from 1 to 1000".to_owned()), "{bad:?}");
+        }
+        assert_eq!(super::whole_number(0u64, u64::MAX)("18446744073709551615"), Ok(u64::MAX));
     }
 }

@@ -17,10 +17,13 @@ use serde_json::{json, Value};
 
 use super::aws::{self, describe, BATCH_LIMIT, MAX_MESSAGE_BYTES};
 use super::sample;
+use crate::output::{note, print_json, print_json_pretty};
 use crate::runner::{exit, BadInput};
 
 /// Attempts at sending the entries a batch call reports as failed (the first one included).
 const ATTEMPTS: u32 = 3;
+/// The most events one `--count` generates: they are built in memory before the first send.
+const MAX_COUNT: u32 = 100_000;
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("source").required(true).args(["file", "count"])))]
@@ -32,12 +35,12 @@ pub(super) struct PublishArgs {
     #[arg(long, value_name = "FILE")]
     file: Option<PathBuf>,
     /// Generate N valid OrderPlaced events instead: fresh event ids, a few customers, items
-    /// from SKU-KEYBOARD, SKU-MOUSE and SKU-PAD.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    /// from SKU-KEYBOARD, SKU-MOUSE and SKU-PAD. At most 100000.
+    #[arg(long, value_name = "N", value_parser = super::whole_number(1, MAX_COUNT))]
     count: Option<u32>,
-    /// The order number of the first generated event (ORD-<N>, ORD-<N+1>, ...).
-    #[arg(long, value_name = "N", default_value_t = 1001, requires = "count")]
-    first_order: u64,
+    /// The order number of the first generated event (ORD-<N>, ORD-<N+1>, ...), 0 to 4294967295.
+    #[arg(long, value_name = "N", default_value_t = 1001, requires = "count", value_parser = super::whole_number(0, u32::MAX))]
+    first_order: u32,
     /// The SNS topic to publish to (PublishBatch).
     #[arg(long, value_name = "ARN")]
     topic_arn: Option<String>,
@@ -152,7 +155,7 @@ fn parse_id(id: &str) -> anyhow::Result<usize> {
 pub(super) async fn run(args: PublishArgs) -> anyhow::Result<ExitCode> {
     let bodies: Vec<Value> = match (&args.file, args.count) {
         (Some(file), _) => aws::load_bodies(file)?,
-        (None, Some(count)) => sample::orders(count as usize, args.first_order),
+        (None, Some(count)) => sample::orders(count as usize, u64::from(args.first_order)),
         (None, None) => unreachable!("clap requires --file or --count"),
     };
     if bodies.is_empty() {
@@ -160,10 +163,10 @@ pub(super) async fn run(args: PublishArgs) -> anyhow::Result<ExitCode> {
     }
     let texts: Vec<String> = bodies.iter().map(aws::body_text).collect();
     for (index, text) in texts.iter().enumerate() {
-        aws::check_body(index, text)?;
+        aws::check_body(index, text, aws::PUBLISH_LIMIT)?;
     }
     if args.dry_run {
-        println!("{}", serde_json::to_string_pretty(&bodies)?);
+        print_json_pretty(&bodies)?;
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -192,29 +195,28 @@ pub(super) async fn run(args: PublishArgs) -> anyhow::Result<ExitCode> {
                 failed.extend(outcome.failed);
             }
             Err(error) => {
-                if !sent.is_empty() {
-                    println!("{}", report(&target, &sent, &failed));
-                }
                 if sent.is_empty() {
                     return Err(error);
                 }
+                // The send error matters more than one about printing what was sent.
+                let _ = print_json(&report(&target, &sent, &failed));
                 return Err(error.context(format!("sent {} of {} messages to {}", sent.len(), entries.len(), target.name())));
             }
         }
     }
-    println!("{}", report(&target, &sent, &failed));
+    print_json(&report(&target, &sent, &failed))?;
     if failed.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
     let (index, first) = failed.iter().next().expect("failed is not empty");
-    eprintln!(
+    note(&format!(
         "error: {} of {} messages were not sent to {} (body {index}: {}: {}; all are listed in \"failed\")",
         failed.len(),
         entries.len(),
         target.name(),
         first.code,
         first.message
-    );
+    ));
     Ok(ExitCode::from(exit::RUNTIME))
 }
 

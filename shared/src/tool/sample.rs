@@ -1,4 +1,4 @@
-//! Generated order events (design.md §5) for `publish --count`: valid `OrderPlaced` events with
+//! Generated order events for `publish --count`: valid `OrderPlaced` events with
 //! fresh event ids, spread over a few customers, with consistent totals.
 
 use serde_json::{json, Value};

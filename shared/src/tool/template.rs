@@ -117,9 +117,10 @@ impl<'t> Resolver<'t> {
             }
         }
         for (name, value) in overrides {
-            if !declared.is_some_and(|declared| declared.contains_key(name)) {
+            let Some(declaration) = declared.and_then(|declared| declared.get(name)) else {
                 return Err(BadInput(format!("--parameter {name}: the template declares no parameter {name}")));
-            }
+            };
+            check_parameter(declaration, value).map_err(|why| BadInput(format!("--parameter {name}={value}: {why}")))?;
             parameters.insert(name.clone(), Value::String(value.clone()));
         }
         Ok(Resolver {
@@ -443,6 +444,45 @@ pub(super) fn scalar_text(value: &Value) -> Result<String, Unresolved> {
     }
 }
 
+/// Refuses a parameter value that CloudFormation would refuse on deploy: a `Number` that is not
+/// a number or lies outside `MinValue`..`MaxValue`, a value not in `AllowedValues`, a string
+/// outside `MinLength`..`MaxLength`. (`AllowedPattern` is left to CloudFormation: it needs a
+/// regular expression engine this crate does not carry.)
+fn check_parameter(declaration: &Value, value: &str) -> Result<(), String> {
+    let bound = |name: &str| declaration.get(name).and_then(|b| scalar_text(b).ok()).and_then(|b| b.parse::<f64>().ok());
+    let number = if declaration["Type"] == "Number" {
+        match value.trim().parse::<f64>() {
+            Ok(number) if number.is_finite() => Some(number),
+            _ => return Err("the template declares it a Number".into()),
+        }
+    } else {
+        None
+    };
+    if let Some(number) = number {
+        if let Some(min) = bound("MinValue").filter(|min| number < *min) {
+            return Err(format!("below the template's MinValue {min}"));
+        }
+        if let Some(max) = bound("MaxValue").filter(|max| number > *max) {
+            return Err(format!("above the template's MaxValue {max}"));
+        }
+    }
+    let length = value.chars().count() as f64;
+    if let Some(min) = bound("MinLength").filter(|min| length < *min) {
+        return Err(format!("shorter than the template's MinLength {min}"));
+    }
+    if let Some(max) = bound("MaxLength").filter(|max| length > *max) {
+        return Err(format!("longer than the template's MaxLength {max}"));
+    }
+    if let Some(allowed) = declaration.get("AllowedValues").and_then(Value::as_array) {
+        let texts: Vec<String> = allowed.iter().filter_map(|a| scalar_text(a).ok()).collect();
+        let matches = |text: &String| *text == value || number.is_some_and(|n| text.parse::<f64>() == Ok(n));
+        if !texts.iter().any(matches) {
+            return Err(format!("not one of the template's AllowedValues ({})", texts.join(", ")));
+        }
+    }
+    Ok(())
+}
+
 /// `true` or `"true"`.
 pub(super) fn truthy(value: Option<&Value>) -> bool {
     match value {
@@ -551,5 +591,24 @@ Resources:
         let resolver = Resolver::new(&template, "s".into(), "r".into(), &[("AlarmEmail".into(), "a@b.c".into())]).unwrap();
         assert!(resolver.applies(&template["Resources"]["Alarm"]).unwrap());
         assert!(Resolver::new(&template, "s".into(), "r".into(), &[("Nope".into(), "1".into())]).is_err());
+    }
+
+    #[test]
+    fn overrides_meet_the_parameter_constraints() {
+        let count = serde_json::json!({"Type": "Number", "MinValue": 1, "MaxValue": 1000});
+        assert_eq!(check_parameter(&count, "1"), Ok(()));
+        assert_eq!(check_parameter(&count, "1000"), Ok(()));
+        assert_eq!(check_parameter(&count, "0").unwrap_err(), "below the template's MinValue 1");
+        assert_eq!(check_parameter(&count, "1000.5").unwrap_err(), "above the template's MaxValue 1000");
+        assert_eq!(check_parameter(&count, "inf").unwrap_err(), "the template declares it a Number");
+        let days = serde_json::json!({"Type": "Number", "AllowedValues": [1, 3, "5"]});
+        assert_eq!(check_parameter(&days, "3"), Ok(()));
+        assert_eq!(check_parameter(&days, "5.0"), Ok(()));
+        assert_eq!(check_parameter(&days, "4").unwrap_err(), "not one of the template's AllowedValues (1, 3, 5)");
+        let name = serde_json::json!({"Type": "String", "MinLength": 1, "MaxLength": 3, "AllowedValues": ["ab", "abc"]});
+        assert_eq!(check_parameter(&name, "abc"), Ok(()));
+        assert_eq!(check_parameter(&name, "").unwrap_err(), "shorter than the template's MinLength 1");
+        assert_eq!(check_parameter(&name, "abcd").unwrap_err(), "longer than the template's MaxLength 3");
+        assert_eq!(check_parameter(&name, "a").unwrap_err(), "not one of the template's AllowedValues (ab, abc)");
     }
 }

@@ -1,6 +1,8 @@
 //! Builders for SQS events in tests, in the shape Lambda delivers them.
 #![allow(dead_code, unused_imports)]
 
+pub mod seed;
+
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsEvent;

@@ -243,6 +243,8 @@ pub fn cancel_after_shipping(shipping: &Shipping) {
 }
 
 pub fn unknown_order(shipping: &Shipping) {
+    // Other orders' shipments, so that the store exists: a missing one is its own error.
+    shipping.replay(&sample("clean-batch.json"));
     for command in ["status", "ship"] {
         let run = shipping.run(&[command, "ORD-404"]);
         assert_eq!(run.code, Some(1), "{command}: {run:?}");
@@ -250,4 +252,36 @@ pub fn unknown_order(shipping: &Shipping) {
         assert_eq!(run.stderr.lines().count(), 1, "one line on stderr for {command}: {run:?}");
         assert!(run.stderr.starts_with("error: order ORD-404 has no shipment in "), "{command}: {run:?}");
     }
+}
+
+/// An order id DynamoDB could not key and an address no DynamoDB item could hold fail
+/// permanently, naming the limit, on every store: neither is retried into the dead-letter queue
+/// on DynamoDB while the embedded store accepts it.
+pub fn oversized_keys_and_items(shipping: &Shipping) {
+    let template = records("clean-batch.json").remove(0);
+    let with_body = |message_id: &str, change: &dyn Fn(&mut Value)| {
+        let mut record = template.clone();
+        let mut body: Value = serde_json::from_str(record["body"].as_str().unwrap()).unwrap();
+        change(&mut body);
+        body["eventId"] = json!(message_id);
+        record["messageId"] = json!(message_id);
+        record["body"] = json!(body.to_string());
+        record
+    };
+    let long_id = with_body("long-order-id", &|body| body["orderId"] = json!("x".repeat(100 * 1024)));
+    let large_address = with_body("large-address", &|body| body["shippingAddress"]["line2"] = json!("x".repeat(400 * 1024)));
+    let run = shipping.replay_records("oversized.json", vec![long_id, large_address]);
+    assert_eq!(failures(&run), ["long-order-id", "large-address"], "{run:?}");
+    assert!(
+        outcome(&run, "long-order-id").contains("failed (permanent): the body is not a valid OrderEvent: field `orderId` is 102400 bytes long; at most 1008 are accepted"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        outcome(&run, "large-address").contains("failed (permanent): the body is not a valid OrderEvent: the order's shippingAddress fields take"),
+        "{}",
+        run.stderr
+    );
+    assert!(outcome(&run, "large-address").contains("DynamoDB's 400 KB item limit"), "{}", run.stderr);
+    assert!(run.stderr.len() < 10_000, "the values are not repeated: {} bytes", run.stderr.len());
 }
