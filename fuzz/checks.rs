@@ -20,12 +20,8 @@ pub type Check = fn(&[u8]);
 
 /// Every target: its name (the folder name under `fuzz/seeds/` and `fuzz/regressions/`, and
 /// the `cargo fuzz` target) and its check.
-pub const TARGETS: &[(&str, Check)] = &[
-    ("sqs_event", sqs_event),
-    ("sns_envelope", sns_envelope),
-    ("order_json", order_json),
-    ("order_structured", order_structured),
-];
+pub const TARGETS: &[(&str, Check)] =
+    &[("sqs_event", sqs_event), ("sns_envelope", sns_envelope), ("order_json", order_json), ("order_structured", order_structured)];
 
 // ---------------------------------------------------------------------------------------------
 // sqs_event: `replay`'s event parsing.
@@ -118,8 +114,7 @@ pub fn sns_envelope(data: &[u8]) {
 /// Whether a body is an SNS notification envelope: what SNS delivers to an SQS subscription
 /// without raw message delivery (`Type` = `Notification`, with a `TopicArn`).
 fn is_sns_notification(value: &Value) -> bool {
-    value.get("Type").and_then(Value::as_str) == Some("Notification")
-        && value.get("TopicArn").is_some_and(Value::is_string)
+    value.get("Type").and_then(Value::as_str) == Some("Notification") && value.get("TopicArn").is_some_and(Value::is_string)
 }
 
 /// Envelopes around `message`: the least that counts as one, a standard topic's full
@@ -189,11 +184,7 @@ pub fn assert_valid_order(order: &OrderEvent, source: &str) {
         assert!(item.quantity > 0, "item {index} of an accepted order has quantity {}\n{source}", item.quantity);
         assert!(item.unit_price >= 0, "item {index} of an accepted order has unit price {}\n{source}", item.unit_price);
     }
-    let sum = order
-        .items
-        .iter()
-        .map(|item| i128::from(item.quantity) * i128::from(item.unit_price))
-        .fold(0i128, i128::saturating_add);
+    let sum = order.items.iter().map(|item| i128::from(item.quantity) * i128::from(item.unit_price)).fold(0i128, i128::saturating_add);
     assert_eq!(i128::from(order.total_amount), sum, "an accepted order's totalAmount is not the items' sum\n{source}");
 
     let again = serde_json::to_string(order).expect("an order always serializes");
@@ -501,19 +492,7 @@ impl Order {
             3 => vec![(tricky_text(input), json!({"nested": [1, 2, {"x": null}]}))],
             _ => Vec::new(),
         };
-        Order {
-            event_id,
-            event_type,
-            occurred_at,
-            order_id,
-            customer_id,
-            customer_email,
-            items,
-            total,
-            currency,
-            address,
-            extra,
-        }
+        Order { event_id, event_type, occurred_at, order_id, customer_id, customer_email, items, total, currency, address, extra }
     }
 
     /// The items' sum of quantity × unit price, when every item is complete (and it fits).

@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 use sqs_kit::store::{DynamoDbStore, EmbeddedStore, IdempotencyStore, MemoryStore};
 use sqs_kit::{
-    handler_fn, typed, BatchConfig, BatchProcessor, IdempotencyConfig, Idempotent, InvocationContext, RecordContext,
-    RecordError, RecordService,
+    handler_fn, typed, BatchConfig, BatchProcessor, IdempotencyConfig, Idempotent, InvocationContext, RecordContext, RecordError,
+    RecordService,
 };
 
 fn order_body(i: usize) -> String {
@@ -160,12 +160,16 @@ async fn main() {
     match dynamodb_store().await {
         Some(store) => {
             let dynamodb = idempotent(store.clone());
-            println!("| per-record overhead, idempotency on DynamoDB (moto, local) | {:.1} µs |", micros(per_record_overhead(&dynamodb, 5).await));
+            println!(
+                "| per-record overhead, idempotency on DynamoDB (moto, local) | {:.1} µs |",
+                micros(per_record_overhead(&dynamodb, 5).await)
+            );
             requests_per_path(store).await;
         }
         None => println!("| per-record overhead, idempotency on DynamoDB | not run: AWS_ENDPOINT_URL is not set (use scripts/with-moto) |"),
     }
-    for (name, groups) in [("standard queue (concurrent)", None), ("FIFO, one group (sequential)", Some(1)), ("FIFO, 10 groups", Some(10))] {
+    for (name, groups) in [("standard queue (concurrent)", None), ("FIFO, one group (sequential)", Some(1)), ("FIFO, 10 groups", Some(10))]
+    {
         let wall = sleeping_batch(groups).await;
         println!("| 10 records × 50 ms sleep, {name} | {:.1} ms |", wall.as_secs_f64() * 1e3);
     }

@@ -34,8 +34,5 @@ async fn validate(order: OrderEvent, _cx: RecordContext) -> Result<Validated, Re
 #[tokio::main]
 async fn main() -> ExitCode {
     // Keyed on the event id, so a re-sent event is recognised even under a new message id.
-    Runner::new("validate_orders", typed(handler_fn(validate)))
-        .idempotent(IdempotencyConfig::keyed_by("/eventId"))
-        .run()
-        .await
+    Runner::new("validate_orders", typed(handler_fn(validate))).idempotent(IdempotencyConfig::keyed_by("/eventId")).run().await
 }

@@ -117,9 +117,8 @@ impl<H: RecordHandler> RecordService for Typed<H> {
     fn call(&self, record: Record) -> RecordFuture {
         let handler = Arc::clone(&self.handler);
         Box::pin(async move {
-            let body = H::Body::deserialize(&record.body).map_err(|e| {
-                RecordError::permanent(format!("the body is not a valid {}: {e}", short_type_name::<H::Body>()))
-            })?;
+            let body = H::Body::deserialize(&record.body)
+                .map_err(|e| RecordError::permanent(format!("the body is not a valid {}: {e}", short_type_name::<H::Body>())))?;
             let output = handler.handle(body, record.cx).await?;
             let output = serde_json::to_value(output)
                 .map_err(|e| RecordError::permanent(format!("the handler's output could not be serialized: {e}")))?;

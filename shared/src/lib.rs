@@ -22,5 +22,5 @@ pub mod tool;
 pub use batch::{AllFailedPolicy, BatchConfig, BatchProcessor, FifoFailureMode, Outcome, QueueKind};
 pub use error::{FailureKind, RecordError};
 pub use handler::{handler_fn, typed, RecordContext, RecordHandler, RecordService};
-pub use record::{InvocationContext, RecordMeta};
 pub use idempotency::{IdempotencyConfig, Idempotent};
+pub use record::{InvocationContext, RecordMeta};

@@ -54,8 +54,7 @@ impl Metrics {
             return None;
         }
         let totals = report.totals();
-        let counts =
-            [totals.processed, totals.failed_transient, totals.failed_permanent, totals.duplicates, totals.not_attempted];
+        let counts = [totals.processed, totals.failed_transient, totals.failed_permanent, totals.duplicates, totals.not_attempted];
         let mut definitions: Vec<Value> = COUNTS.iter().map(|name| json!({"Name": name, "Unit": "Count"})).collect();
         let mut document = Map::new();
         for (name, count) in COUNTS.into_iter().zip(counts) {
@@ -88,10 +87,7 @@ impl Metrics {
 /// not all spaces, and not the `AWS/` prefix that AWS services' namespaces use.
 fn check_namespace(namespace: &str) -> Result<(), BadInput> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || ".-_/#: ".contains(c);
-    let valid = namespace.len() <= 255
-        && namespace.chars().all(allowed)
-        && !namespace.trim().is_empty()
-        && !namespace.starts_with("AWS/");
+    let valid = namespace.len() <= 255 && namespace.chars().all(allowed) && !namespace.trim().is_empty() && !namespace.starts_with("AWS/");
     match valid {
         true => Ok(()),
         false => Err(BadInput(format!(

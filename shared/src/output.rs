@@ -33,11 +33,7 @@ fn write_line(text: &str) -> Result<(), OutputError> {
     let mut stdout = std::io::stdout().lock();
     // Flushed here, not when the process exits: a full disk only fails at the flush, and then
     // the error could no longer be reported.
-    stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.write_all(b"\n"))
-        .and_then(|()| stdout.flush())
-        .map_err(OutputError::Write)
+    stdout.write_all(text.as_bytes()).and_then(|()| stdout.write_all(b"\n")).and_then(|()| stdout.flush()).map_err(OutputError::Write)
 }
 
 /// A line for the operator on stderr. Unlike `eprintln!` it never panics: when stderr itself

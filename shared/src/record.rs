@@ -31,9 +31,7 @@ impl RecordMeta {
         let attribute = |name: &str| message.attributes.get(name);
         Self {
             message_id,
-            receive_count: attribute("ApproximateReceiveCount")
-                .and_then(|count| count.parse().ok())
-                .unwrap_or(1),
+            receive_count: attribute("ApproximateReceiveCount").and_then(|count| count.parse().ok()).unwrap_or(1),
             message_group_id: attribute("MessageGroupId").cloned(),
             sent_timestamp_ms: attribute("SentTimestamp").and_then(|ts| ts.parse().ok()),
             event_source_arn: message.event_source_arn.clone(),
@@ -56,11 +54,7 @@ pub struct InvocationContext {
 impl InvocationContext {
     /// A context whose deadline lies `remaining` from now, as in the local run modes.
     pub fn with_remaining(function_name: impl Into<String>, request_id: impl Into<String>, remaining: Duration) -> Self {
-        Self {
-            deadline: SystemTime::now() + remaining,
-            function_name: function_name.into(),
-            request_id: request_id.into(),
-        }
+        Self { deadline: SystemTime::now() + remaining, function_name: function_name.into(), request_id: request_id.into() }
     }
 
     /// Time left before the deadline; zero once it has passed.
@@ -95,8 +89,7 @@ fn parse_json(text: &str, what: &str) -> Result<Value, RecordError> {
 /// The `Message` of an SNS notification envelope, if `value` is one.
 fn sns_message(value: &Value) -> Option<&str> {
     let object = value.as_object()?;
-    let is_notification = object.get("Type")?.as_str()? == "Notification"
-        && object.get("TopicArn").is_some_and(Value::is_string);
+    let is_notification = object.get("Type")?.as_str()? == "Notification" && object.get("TopicArn").is_some_and(Value::is_string);
     if is_notification {
         object.get("Message")?.as_str()
     } else {

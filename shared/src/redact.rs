@@ -40,7 +40,9 @@ mod tests {
     #[test]
     fn addresses_are_replaced_and_the_rest_kept() {
         assert_eq!(
-            email_addresses("Email address is not verified. The following identities failed the check in region US-EAST-1: a@b.com, Shop <c@d.org>."),
+            email_addresses(
+                "Email address is not verified. The following identities failed the check in region US-EAST-1: a@b.com, Shop <c@d.org>."
+            ),
             "Email address is not verified. The following identities failed the check in region US-EAST-1: <address>, Shop <<address>>."
         );
         assert_eq!(email_addresses("no address here: 12 @ 3"), "no address here: 12 <address> 3");

@@ -10,10 +10,7 @@ use common::{event, fifo_record, invocation, record};
 use serde::Deserialize;
 use serde_json::json;
 use sqs_kit::batch::{BatchError, Skip};
-use sqs_kit::{
-    handler_fn, typed, AllFailedPolicy, BatchConfig, BatchProcessor, FifoFailureMode, Outcome, RecordContext,
-    RecordError,
-};
+use sqs_kit::{handler_fn, typed, AllFailedPolicy, BatchConfig, BatchProcessor, FifoFailureMode, Outcome, RecordContext, RecordError};
 
 #[derive(Debug, Deserialize)]
 struct Job {
@@ -75,10 +72,7 @@ async fn mixed_batch_reports_exactly_the_failing_records_in_order() {
         record("ok-2", &job("ok")),
         record("transient", &job("fail")),
     ]);
-    let response = processor(&calls, BatchConfig::default())
-        .handle_event(batch, invocation(Duration::from_secs(30)))
-        .await
-        .unwrap();
+    let response = processor(&calls, BatchConfig::default()).handle_event(batch, invocation(Duration::from_secs(30))).await.unwrap();
 
     assert_eq!(failure_ids(&response), ["not-json", "wrong-shape", "panics", "transient"]);
     let mut called = calls.ids();
@@ -142,10 +136,7 @@ async fn fifo_failure_holds_back_the_rest_of_its_group_only() {
     for id in ["b1", "b2", "b3"] {
         assert!(called.contains(&id.to_owned()), "group B must be processed fully: {called:?}");
     }
-    assert_eq!(
-        report.records[4].outcome,
-        Outcome::NotAttempted(Skip::GroupHeldBack { group: "A".into(), failed_message_id: "a2".into() })
-    );
+    assert_eq!(report.records[4].outcome, Outcome::NotAttempted(Skip::GroupHeldBack { group: "A".into(), failed_message_id: "a2".into() }));
 }
 
 #[tokio::test]
@@ -180,7 +171,8 @@ fn fair_record(id: &str, group: &str, body: &str) -> serde_json::Value {
 async fn fair_queue_groups_neither_order_nor_hold_back() {
     let calls = Calls::default();
     // One tenant's records, the first failing, beside records that carry no group at all.
-    let mut records: Vec<_> = (0..4).map(|i| fair_record(&format!("t{i}"), "tenant-1", &slow(if i == 0 { "fail" } else { "ok" }, 100))).collect();
+    let mut records: Vec<_> =
+        (0..4).map(|i| fair_record(&format!("t{i}"), "tenant-1", &slow(if i == 0 { "fail" } else { "ok" }, 100))).collect();
     records.extend((0..3).map(|i| record(&format!("n{i}"), &slow("ok", 100))));
     let started = Instant::now();
     let report = processor(&calls, BatchConfig::default()).process(event(records), invocation(Duration::from_secs(30))).await.unwrap();
@@ -300,10 +292,8 @@ async fn a_record_still_running_at_the_deadline_is_abandoned_and_reported() {
 async fn all_failed_batch_is_an_invocation_error_by_default() {
     let calls = Calls::default();
     let batch = event(vec![record("a", &job("fail")), record("b", "not json")]);
-    let error = processor(&calls, BatchConfig::default())
-        .handle_event(batch.clone(), invocation(Duration::from_secs(30)))
-        .await
-        .unwrap_err();
+    let error =
+        processor(&calls, BatchConfig::default()).handle_event(batch.clone(), invocation(Duration::from_secs(30))).await.unwrap_err();
     assert!(matches!(error, BatchError::AllFailed { count: 2, .. }), "{error}");
 
     let config = BatchConfig { all_failed: AllFailedPolicy::ReportFailures, ..BatchConfig::default() };
@@ -314,7 +304,8 @@ async fn all_failed_batch_is_an_invocation_error_by_default() {
 #[tokio::test]
 async fn empty_batch_succeeds_with_no_failures() {
     let calls = Calls::default();
-    let response = processor(&calls, BatchConfig::default()).handle_event(event(vec![]), invocation(Duration::from_secs(30))).await.unwrap();
+    let response =
+        processor(&calls, BatchConfig::default()).handle_event(event(vec![]), invocation(Duration::from_secs(30))).await.unwrap();
     assert!(response.batch_item_failures.is_empty());
 }
 

@@ -13,12 +13,11 @@ use serde_json::{json, Value};
 use sqs_kit::batch::BatchReport;
 use sqs_kit::idempotency::{CommitError, IdempotencyRecord, ManualClock, Now, Status};
 use sqs_kit::store::{
-    BusinessWrite, Claim, ClaimWriteFailure, CommitFailure, DynamoDbStore, EmbeddedStore, IdempotencyStore, MemoryStore,
-    StoreError,
+    BusinessWrite, Claim, ClaimWriteFailure, CommitFailure, DynamoDbStore, EmbeddedStore, IdempotencyStore, MemoryStore, StoreError,
 };
 use sqs_kit::{
-    handler_fn, typed, BatchConfig, BatchProcessor, FailureKind, IdempotencyConfig, Idempotent, Outcome, RecordContext,
-    RecordError, RecordService,
+    handler_fn, typed, BatchConfig, BatchProcessor, FailureKind, IdempotencyConfig, Idempotent, Outcome, RecordContext, RecordError,
+    RecordService,
 };
 
 /// Counts handler executions and lets the body decide the outcome.
@@ -302,7 +301,10 @@ async fn transactional_mode_applies_the_effect_once_and_records_rejections() {
     store.put_item("stock", json!(5));
     let executions = Executions::default();
     let config = by_event_id().transactional();
-    let processor = BatchProcessor::new(Idempotent::new(transactional_counter(&executions), store.clone(), config.clone()).unwrap(), BatchConfig::default());
+    let processor = BatchProcessor::new(
+        Idempotent::new(transactional_counter(&executions), store.clone(), config.clone()).unwrap(),
+        BatchConfig::default(),
+    );
 
     let take = |id: &str, amount: i64| json!({"eventId": id, "amount": amount}).to_string();
     let report = run(&processor, vec![record("m1", &take("e1", 3)), record("m2", &take("e2", 3))]).await;
@@ -312,7 +314,8 @@ async fn transactional_mode_applies_the_effect_once_and_records_rejections() {
     assert_eq!(store.tables()["stock"], json!(2));
 
     // Redelivery to a cold environment: the commit finds the key taken, nothing is applied.
-    let cold = BatchProcessor::new(Idempotent::new(transactional_counter(&executions), store.clone(), config).unwrap(), BatchConfig::default());
+    let cold =
+        BatchProcessor::new(Idempotent::new(transactional_counter(&executions), store.clone(), config).unwrap(), BatchConfig::default());
     let again = run(&cold, vec![record("m3", &take("e1", 3))]).await;
     assert!(matches!(outcome(&again, 0), Outcome::Duplicate(_)), "{:?}", outcome(&again, 0));
     assert_eq!(store.tables()["stock"], json!(2));
@@ -537,7 +540,10 @@ async fn a_key_over_dynamodbs_partition_key_limit_fails_permanently_on_every_sto
         for index in 0..too_long.len() {
             let (kind, reason) = failure(&report, index);
             assert_eq!(kind, FailureKind::Permanent, "{label}: {reason}");
-            assert!(reason.contains("DynamoDB's limit for a partition key (`<function>#<key>`) is 2048 bytes of UTF-8"), "{label}: {reason}");
+            assert!(
+                reason.contains("DynamoDB's limit for a partition key (`<function>#<key>`) is 2048 bytes of UTF-8"),
+                "{label}: {reason}"
+            );
         }
         assert_eq!((executions.count(), counting.calls.load(Ordering::SeqCst)), (0, 0), "{label}: no handler call, no store request");
 

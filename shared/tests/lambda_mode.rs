@@ -11,7 +11,6 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-
 /// What the function posted back for one invocation.
 #[derive(Debug)]
 struct Reply {
@@ -65,7 +64,14 @@ fn serve_connection(stream: TcpStream, queue: Arc<Mutex<Vec<(usize, String)>>>, 
         reader.read_exact(&mut body).unwrap();
         let path = request_line.split_whitespace().nth(1).unwrap_or_default().to_owned();
         if path.ends_with("/invocation/next") {
-            let next = { let mut q = queue.lock().unwrap(); if q.is_empty() { None } else { Some(q.remove(0)) } };
+            let next = {
+                let mut q = queue.lock().unwrap();
+                if q.is_empty() {
+                    None
+                } else {
+                    Some(q.remove(0))
+                }
+            };
             let Some((index, event)) = next else {
                 std::thread::sleep(Duration::from_secs(3600));
                 return;
@@ -81,10 +87,9 @@ fn serve_connection(stream: TcpStream, queue: Arc<Mutex<Vec<(usize, String)>>>, 
             let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
             // 2018-06-01/runtime/invocation/<id>/(response|error)
             let kind = if parts.last() == Some(&"error") { "error" } else { "response" };
-            sender
-                .send(Reply { request_id: parts[3].to_owned(), kind, body: String::from_utf8_lossy(&body).into_owned() })
+            sender.send(Reply { request_id: parts[3].to_owned(), kind, body: String::from_utf8_lossy(&body).into_owned() }).unwrap();
+            write!(writer, "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n{{\"status\":\"OK\"}}")
                 .unwrap();
-            write!(writer, "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n{{\"status\":\"OK\"}}").unwrap();
         }
         writer.flush().unwrap();
     }
@@ -114,10 +119,7 @@ async fn lambda_mode_returns_the_failure_list_and_errors_when_all_fail() {
     let table = common::unique_name("idempotency");
     common::create_table(&config, &table, "id", None).await;
 
-    let sample = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/example/validate-orders.json"),
-    )
-    .unwrap();
+    let sample = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/example/validate-orders.json")).unwrap();
     let all_bad = r#"{"Records":[{"messageId":"bad-1","body":"nope","eventSource":"aws:sqs"}]}"#.to_owned();
     let api = serve_runtime_api(vec![sample, all_bad]);
     let mut function = start_function(&api, &table);

@@ -14,9 +14,9 @@
 //! failure, and `SQS_KIT_MODEL_SEED=<hex>` replays it. `SQS_KIT_MODEL_CASES=N` changes the
 //! count. Failing seeds are kept in `model/<property>.proptest-regressions` and replayed first.
 
-mod common;
 #[path = "model/boundaries.rs"]
 mod boundaries;
+mod common;
 #[path = "model/harness.rs"]
 mod harness;
 #[path = "model/reference.rs"]
@@ -34,7 +34,9 @@ use proptest::strategy::Strategy;
 use proptest::test_runner::{Config, FileFailurePersistence, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 use sqs_kit::idempotency::Status;
 use sqs_kit::store::{IdempotencyStore, MemoryStore};
-use sqs_kit::{handler_fn, typed, BatchConfig, BatchProcessor, IdempotencyConfig, Idempotent, Outcome, RecordContext, RecordError, RecordService};
+use sqs_kit::{
+    handler_fn, typed, BatchConfig, BatchProcessor, IdempotencyConfig, Idempotent, Outcome, RecordContext, RecordError, RecordService,
+};
 
 use common::seed::{case_count, hex, report, seed};
 use harness::{FaultyStore, Harness, Observation};
@@ -92,7 +94,8 @@ fn check_property<S: Strategy>(
 ) {
     let cases = case_count(cases);
     let (seed, origin) = seed(CI_SEED);
-    let regressions: &'static str = Box::leak(format!("{}/tests/model/{name}.proptest-regressions", env!("CARGO_MANIFEST_DIR")).into_boxed_str());
+    let regressions: &'static str =
+        Box::leak(format!("{}/tests/model/{name}.proptest-regressions", env!("CARGO_MANIFEST_DIR")).into_boxed_str());
     let config = Config {
         cases,
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct(regressions))),
@@ -210,10 +213,15 @@ fn a_copy_of_the_first_use_is_a_duplicate_while_a_reuse_of_its_key_is_in_flight(
     let harness = Harness::new();
     let store = Arc::new(FaultyStore::new(Arc::new(MemoryStore::new()), Duration::from_millis(50)));
     let runs = Arc::new(AtomicUsize::new(0));
-    let layer = || Idempotent::new(counting_handler(&runs), store.clone() as Arc<dyn IdempotencyStore>, IdempotencyConfig::keyed_by("/eventId")).unwrap();
+    let layer = || {
+        Idempotent::new(counting_handler(&runs), store.clone() as Arc<dyn IdempotencyStore>, IdempotencyConfig::keyed_by("/eventId"))
+            .unwrap()
+    };
     let first_use = serde_json::json!({"eventId": "k", "variant": "A"});
     let earlier = BatchProcessor::new(layer(), BatchConfig::default());
-    let report = harness.block_on(earlier.process(common::event(vec![standard("p0", first_use.clone())]), common::invocation(Duration::from_secs(30)))).unwrap();
+    let report = harness
+        .block_on(earlier.process(common::event(vec![standard("p0", first_use.clone())]), common::invocation(Duration::from_secs(30))))
+        .unwrap();
     assert_eq!(report.records[0].outcome, Outcome::Processed(serde_json::json!("A")));
 
     // A cold environment: the store, not the cache, knows the key.
@@ -225,7 +233,12 @@ fn a_copy_of_the_first_use_is_a_duplicate_while_a_reuse_of_its_key_is_in_flight(
         "the reuse: {}",
         report.records[0].outcome
     );
-    assert_eq!(report.records[1].outcome, Outcome::Duplicate(serde_json::json!("A")), "the copy of the first use: {}", report.records[1].outcome);
+    assert_eq!(
+        report.records[1].outcome,
+        Outcome::Duplicate(serde_json::json!("A")),
+        "the copy of the first use: {}",
+        report.records[1].outcome
+    );
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
 
@@ -240,7 +253,11 @@ fn a_completion_that_fails_is_retried_then_reported_transient_never_done() {
     always.refuse_completions("test-function#k".into(), u32::MAX);
     let (runs_once, runs_always) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let processor = |store: &Arc<FaultyStore>, runs: &Arc<AtomicUsize>| {
-        BatchProcessor::new(Idempotent::new(counting_handler(runs), store.clone() as Arc<dyn IdempotencyStore>, IdempotencyConfig::keyed_by("/eventId")).unwrap(), BatchConfig::default())
+        BatchProcessor::new(
+            Idempotent::new(counting_handler(runs), store.clone() as Arc<dyn IdempotencyStore>, IdempotencyConfig::keyed_by("/eventId"))
+                .unwrap(),
+            BatchConfig::default(),
+        )
     };
     let (retried, refused) = (processor(&once, &runs_once), processor(&always, &runs_always));
     let batch = |id: &str| common::event(vec![standard(id, serde_json::json!({"eventId": "k", "variant": 1}))]);
@@ -262,14 +279,19 @@ fn a_completion_that_fails_is_retried_then_reported_transient_never_done() {
     // The redelivery finds the claim of the invocation whose completion failed: it is not a
     // duplicate, and it does not run the effect again while that claim holds.
     let redelivered = harness.block_on(refused.process(batch("m2"), common::invocation(Duration::from_secs(30)))).unwrap();
-    assert!(matches!(&redelivered.records[0].outcome, Outcome::Failed(error) if !error.is_permanent()), "{}", redelivered.records[0].outcome);
+    assert!(
+        matches!(&redelivered.records[0].outcome, Outcome::Failed(error) if !error.is_permanent()),
+        "{}",
+        redelivered.records[0].outcome
+    );
     assert_eq!((runs_once.load(Ordering::SeqCst), runs_always.load(Ordering::SeqCst)), (1, 1));
 }
 
 #[test]
 fn claims_and_records_lapse_exactly_at_their_boundaries_on_every_store() {
     let harness = Harness::new();
-    let stores: Vec<(&str, Arc<dyn IdempotencyStore>)> = vec![("memory", Arc::new(MemoryStore::new())), ("embedded", harness.embedded_store())];
+    let stores: Vec<(&str, Arc<dyn IdempotencyStore>)> =
+        vec![("memory", Arc::new(MemoryStore::new())), ("embedded", harness.embedded_store())];
     let case = AtomicUsize::new(0);
     check_property(
         "store-boundaries",
@@ -278,7 +300,9 @@ fn claims_and_records_lapse_exactly_at_their_boundaries_on_every_store() {
         |case_at| {
             let n = case.fetch_add(1, Ordering::SeqCst);
             for (label, store) in &stores {
-                harness.block_on(boundaries::check_store(store.as_ref(), &format!("boundary-{n}"), &case_at)).map_err(|e| format!("{label}: {e}"))?;
+                harness
+                    .block_on(boundaries::check_store(store.as_ref(), &format!("boundary-{n}"), &case_at))
+                    .map_err(|e| format!("{label}: {e}"))?;
             }
             Ok(())
         },

@@ -10,7 +10,6 @@ use std::time::Duration;
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::json;
 
-
 fn order(n: usize) -> String {
     json!({
         "eventId": format!("evt-{n}"), "eventType": "OrderPlaced", "occurredAt": "2026-11-24T09:00:00Z",
@@ -230,7 +229,12 @@ fn an_unreachable_endpoint_is_a_runtime_error() {
     let run = e2e::run(
         &common::example_binary(),
         ["poll", "--queue-url", "http://127.0.0.1:9/123456789012/q", "--max-batches", "1"],
-        &[("AWS_ENDPOINT_URL", "http://127.0.0.1:9"), ("AWS_ACCESS_KEY_ID", "x"), ("AWS_SECRET_ACCESS_KEY", "x"), ("AWS_REGION", "us-east-1")],
+        &[
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+            ("AWS_ACCESS_KEY_ID", "x"),
+            ("AWS_SECRET_ACCESS_KEY", "x"),
+            ("AWS_REGION", "us-east-1"),
+        ],
     );
     assert_eq!(run.code, Some(1), "{run:?}");
     assert_eq!(run.stderr.lines().filter(|l| l.starts_with("error:")).count(), 1, "{}", run.stderr);

@@ -2,11 +2,9 @@
 
 mod common;
 
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::io::Write;
-
-
 
 /// Runs `replay` with its embedded state in `state`.
 fn replay_in(state: &Path, args: &[&str], stdin: Option<&str>) -> Output {
@@ -57,7 +55,12 @@ fn sample_event_reports_the_invalid_orders() {
     );
     assert!(stderr.contains("059f36b4-87a3-44ab-83d2-661975830a7d  processed"), "{stderr}");
     assert!(stderr.contains("2e1424d4-f796-459a-8184-9c92662be6da  failed (permanent): the body is not valid JSON"), "{stderr}");
-    assert!(stderr.contains("7b9c4e1a-3f2d-4b8e-9a6c-1d0e5f4a3b2c  failed (permanent): the body is not a valid OrderEvent: the order has no items"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "7b9c4e1a-3f2d-4b8e-9a6c-1d0e5f4a3b2c  failed (permanent): the body is not a valid OrderEvent: the order has no items"
+        ),
+        "{stderr}"
+    );
     assert!(stderr.contains("quantities must be positive"), "{stderr}");
     assert!(stderr.contains("totals: 2 processed, 0 duplicate, 3 failed (0 transient, 3 permanent), 0 not attempted"), "{stderr}");
     assert!(!stderr.contains("minji@example.com"), "e-mail addresses must not be logged: {stderr}");
@@ -194,10 +197,33 @@ fn the_state_directory_can_come_from_sqs_kit_state() {
 /// CloudWatch accepts, and numeric values.
 fn assert_emf(document: &serde_json::Value) {
     const UNITS: [&str; 27] = [
-        "Seconds", "Microseconds", "Milliseconds", "Bytes", "Kilobytes", "Megabytes", "Gigabytes", "Terabytes", "Bits",
-        "Kilobits", "Megabits", "Gigabits", "Terabits", "Percent", "Count", "Bytes/Second", "Kilobytes/Second",
-        "Megabytes/Second", "Gigabytes/Second", "Terabytes/Second", "Bits/Second", "Kilobits/Second", "Megabits/Second",
-        "Gigabits/Second", "Terabits/Second", "Count/Second", "None",
+        "Seconds",
+        "Microseconds",
+        "Milliseconds",
+        "Bytes",
+        "Kilobytes",
+        "Megabytes",
+        "Gigabytes",
+        "Terabytes",
+        "Bits",
+        "Kilobits",
+        "Megabits",
+        "Gigabits",
+        "Terabits",
+        "Percent",
+        "Count",
+        "Bytes/Second",
+        "Kilobytes/Second",
+        "Megabytes/Second",
+        "Gigabytes/Second",
+        "Terabytes/Second",
+        "Bits/Second",
+        "Kilobits/Second",
+        "Megabits/Second",
+        "Gigabits/Second",
+        "Terabits/Second",
+        "Count/Second",
+        "None",
     ];
     let metadata = &document["_aws"];
     assert!(metadata["Timestamp"].as_u64().is_some_and(|t| t > 1_700_000_000_000), "Timestamp is epoch ms");

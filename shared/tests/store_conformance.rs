@@ -11,8 +11,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use serde_json::json;
 use sqs_kit::idempotency::{IdempotencyRecord, Now, Status};
 use sqs_kit::store::{
-    BusinessWrite, Claim, ClaimWriteFailure, CommitFailure, DynamoDbStore, EmbeddedStore, IdempotencyStore, MemoryStore,
-    WriteRejected,
+    BusinessWrite, Claim, ClaimWriteFailure, CommitFailure, DynamoDbStore, EmbeddedStore, IdempotencyStore, MemoryStore, WriteRejected,
 };
 
 /// Business state each store keeps its own way: named counters, decremented under the
@@ -102,7 +101,15 @@ impl Counters for DynamoDbCounters {
             .unwrap();
     }
     async fn get(&self, name: &str) -> i64 {
-        let item = self.client.get_item().table_name(&self.table).key("pk", AttributeValue::S(name.into())).consistent_read(true).send().await.unwrap();
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(name.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
         item.item().unwrap()["available"].as_n().unwrap().parse().unwrap()
     }
     fn take(&self, name: &str, amount: i64) -> BusinessWrite {

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use common::{event, invocation, record};
 use serde_json::{json, Value};
 use sqs_kit::store::{EmbeddedStore, DATABASE_FILE};
-use sqs_kit::{handler_fn, typed, BatchConfig, BatchProcessor, FailureKind, IdempotencyConfig, Idempotent, Outcome, RecordContext, RecordError};
+use sqs_kit::{
+    handler_fn, typed, BatchConfig, BatchProcessor, FailureKind, IdempotencyConfig, Idempotent, Outcome, RecordContext, RecordError,
+};
 
 const REMAINING: Duration = Duration::from_secs(4);
 

@@ -24,9 +24,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::seed::{case_count, hex, report, seed};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
-use common::seed::{case_count, hex, report, seed};
 use serde_json::json;
 use sqs_kit::idempotency::{IdempotencyRecord, Now, Status};
 use sqs_kit::store::{Claim, ClaimWriteFailure, DynamoDbStore, EmbeddedStore, IdempotencyStore, MemoryStore};
@@ -56,8 +56,11 @@ fn step() -> impl Strategy<Value = Step> {
     let key = 0..KEYS;
     let at = prop::sample::select(vec![0i64, 400, 1_000, 2_500]);
     prop_oneof![
-        (key.clone(), at.clone(), prop::sample::select(vec![300i64, 60_000]))
-            .prop_map(|(key, at, lapse_ms)| Step::Claim { key, at, lapse_ms }),
+        (key.clone(), at.clone(), prop::sample::select(vec![300i64, 60_000])).prop_map(|(key, at, lapse_ms)| Step::Claim {
+            key,
+            at,
+            lapse_ms
+        }),
         (key.clone(), at, prop::sample::select(vec![1u64, 86_400])).prop_map(|(key, at, ttl_secs)| Step::Complete { key, at, ttl_secs }),
         key.prop_map(|key| Step::Release { key }),
     ]
@@ -211,14 +214,18 @@ fn written(answer: Result<(), ClaimWriteFailure>) -> bool {
 async fn check_case(store: Arc<dyn IdempotencyStore>, case: usize, scripts: Vec<Vec<Step>>) -> Result<(), TestCaseError> {
     let ids: Vec<String> = (0..KEYS).map(|key| format!("fn#case-{case}-key-{key}")).collect();
     let start = Now::system();
-    let tasks = scripts.into_iter().enumerate().map(|(task, script)| tokio::spawn(run_task(store.clone(), ids.clone(), task, script, start)));
-    let history: Vec<Observed> = futures::future::join_all(tasks).await.into_iter().flat_map(|task| task.expect("a task panicked")).collect();
+    let tasks =
+        scripts.into_iter().enumerate().map(|(task, script)| tokio::spawn(run_task(store.clone(), ids.clone(), task, script, start)));
+    let history: Vec<Observed> =
+        futures::future::join_all(tasks).await.into_iter().flat_map(|task| task.expect("a task panicked")).collect();
     for (key, id) in ids.iter().enumerate() {
         let calls: Vec<Observed> = history.iter().filter(|observed| observed.key == key).cloned().collect();
         let last = Model(store.get(id).await.expect("the store answers"));
         let mut placed = vec![false; calls.len()];
         if !linearizable(&calls, &mut placed, &Model::default(), &last) {
-            return Err(TestCaseError::fail(format!("no order of these calls on {id} agrees with the model and ends in {last:?}: {calls:#?}")));
+            return Err(TestCaseError::fail(format!(
+                "no order of these calls on {id} agrees with the model and ends in {last:?}: {calls:#?}"
+            )));
         }
     }
     Ok(())
@@ -232,14 +239,17 @@ fn check_store(label: &str, default_cases: u32, store: Arc<dyn IdempotencyStore>
     // Every run of a case, shrinking included, gets keys of its own.
     let case = AtomicUsize::new(0);
     let started = Instant::now();
-    let result = runner.run(&scripts(), |scripts| runtime.block_on(check_case(store.clone(), case.fetch_add(1, Ordering::SeqCst), scripts)));
+    let result =
+        runner.run(&scripts(), |scripts| runtime.block_on(check_case(store.clone(), case.fetch_add(1, Ordering::SeqCst), scripts)));
     match result {
         Ok(()) => report(&format!(
             "store model: {label}: {cases} generated cases of concurrent tasks agree with the model in {:.1} s (seed {}, {origin})",
             started.elapsed().as_secs_f64(),
             hex(&seed)
         )),
-        Err(error) => panic!("store model: {label}: {error}\nseed {} ({origin}); replay with SQS_KIT_MODEL_SEED={}", hex(&seed), hex(&seed)),
+        Err(error) => {
+            panic!("store model: {label}: {error}\nseed {} ({origin}); replay with SQS_KIT_MODEL_SEED={}", hex(&seed), hex(&seed))
+        }
     }
 }
 
@@ -293,7 +303,10 @@ fn the_model_refuses_a_completion_by_a_taken_over_claimant() {
     assert!(model.apply(&Call::Claim { record: first.clone(), now: start, answer: Claim::Acquired }));
     assert!(model.apply(&Call::Claim { record: second.clone(), now: later, answer: Claim::Acquired }), "a lapsed claim is taken over");
     assert!(model.apply(&Call::Complete { claim: first.clone(), record: done(&first), written: false }), "the first claimant lost it");
-    assert!(!model.apply(&Call::Complete { claim: first.clone(), record: done(&first), written: true }), "a store that lets it write is wrong");
+    assert!(
+        !model.apply(&Call::Complete { claim: first.clone(), record: done(&first), written: true }),
+        "a store that lets it write is wrong"
+    );
     assert!(model.apply(&Call::Release { claim: second.clone(), written: true }));
     assert!(model.apply(&Call::Claim { record: first, now: later, answer: Claim::Acquired }), "a released key can be claimed again");
 }

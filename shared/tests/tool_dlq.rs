@@ -164,7 +164,14 @@ async fn fifo_messages_dead_lettered_by_the_queue_go_back_to_their_groups() {
     assert_eq!(run.code, Some(0), "{run:?}");
     // Received and never deleted, until the queue's redrive policy moves them to the DLQ.
     for _ in 0..10 {
-        sqs.receive_message().queue_url(&source).max_number_of_messages(10).visibility_timeout(0).wait_time_seconds(0).send().await.unwrap();
+        sqs.receive_message()
+            .queue_url(&source)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .wait_time_seconds(0)
+            .send()
+            .await
+            .unwrap();
         if counts(&sqs, &dlq).await.0 == 6 {
             break;
         }

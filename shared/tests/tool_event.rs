@@ -27,8 +27,7 @@ fn sqs_kit_stdin(args: &[&str], input: &str) -> Run {
 }
 
 fn example_binary() -> PathBuf {
-    let status =
-        Command::new(env!("CARGO")).args(["build", "--quiet", "-p", "sqs-kit", "--example", "validate_orders"]).status().unwrap();
+    let status = Command::new(env!("CARGO")).args(["build", "--quiet", "-p", "sqs-kit", "--example", "validate_orders"]).status().unwrap();
     assert!(status.success());
     std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("examples").join("validate_orders")
 }
@@ -146,10 +145,7 @@ fn bad_input_is_one_line_and_exit_2() {
     assert_bad_input(&sqs_kit(&["event", &empty_body]), "body 0 is empty");
 
     assert_bad_input(&sqs_kit(&["publish", "--count", "2"]), "needs a target");
-    assert_bad_input(
-        &sqs_kit(&["event", "--fifo", "--queue-arn", "arn:aws:sqs:us-east-1:1:q", &object]),
-        "does not end in .fifo",
-    );
+    assert_bad_input(&sqs_kit(&["event", "--fifo", "--queue-arn", "arn:aws:sqs:us-east-1:1:q", &object]), "does not end in .fifo");
     assert_bad_input(&sqs_kit(&["event", "--queue-arn", "not-an-arn", &object]), "is not an ARN");
 
     let template = write(&dir, "template.yaml", "Resources:\n  Queue: [1\n");
@@ -231,8 +227,7 @@ fn an_event_that_cannot_be_written_is_an_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let file = write(&dir, "bodies.json", &json!([order("e-1", "CUST-42")]).to_string());
     let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
-    let output =
-        Command::new(env!("CARGO_BIN_EXE_sqs-kit")).args(["event", &file]).stdout(full).stderr(Stdio::piped()).output().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_sqs-kit")).args(["event", &file]).stdout(full).stderr(Stdio::piped()).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert_eq!(stderr.trim_end(), "error: cannot write to standard output: No space left on device (os error 28)");

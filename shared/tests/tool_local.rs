@@ -27,8 +27,7 @@ async fn local_up_creates_the_template_topology_once() {
     let created = first.json();
 
     // Names come from the template: ${AWS::StackName}-email, ...
-    let queue =
-        |kind: &str, id: &str| created[kind][id].as_str().unwrap_or_else(|| panic!("no {kind}.{id} in {created}")).to_owned();
+    let queue = |kind: &str, id: &str| created[kind][id].as_str().unwrap_or_else(|| panic!("no {kind}.{id} in {created}")).to_owned();
     assert!(queue("queues", "EmailQueue").ends_with(&format!("/{stack}-email")));
     assert!(queue("queues", "InventoryQueue").ends_with(&format!("/{stack}-inventory.fifo")));
     assert!(queue("dlqs", "PointsDLQ").ends_with(&format!("/{stack}-points-dlq.fifo")));
@@ -129,8 +128,7 @@ async fn local_up_creates_the_template_topology_once() {
 #[test]
 fn local_up_refuses_to_run_without_a_local_endpoint() {
     // An empty variable counts as unset.
-    let unset =
-        [("AWS_ENDPOINT_URL", ""), ("AWS_ENDPOINT_URL_SQS", ""), ("AWS_ENDPOINT_URL_SNS", ""), ("AWS_ENDPOINT_URL_DYNAMODB", "")];
+    let unset = [("AWS_ENDPOINT_URL", ""), ("AWS_ENDPOINT_URL_SQS", ""), ("AWS_ENDPOINT_URL_SNS", ""), ("AWS_ENDPOINT_URL_DYNAMODB", "")];
     let run = e2e::run(Path::new(env!("CARGO_BIN_EXE_sqs-kit")), ["local", "up"], &unset);
     assert_eq!(run.code, Some(2), "{run:?}");
     assert!(run.stdout.is_empty(), "{run:?}");

@@ -63,14 +63,7 @@ async fn publishing_to_a_fifo_topic_reaches_its_fifo_queue_grouped_by_customer()
         .topic_arn
         .unwrap();
     let (queue_url, queue_arn) = create_queue(&sqs, true).await;
-    sns.subscribe()
-        .topic_arn(&topic)
-        .protocol("sqs")
-        .endpoint(&queue_arn)
-        .attributes("RawMessageDelivery", "true")
-        .send()
-        .await
-        .unwrap();
+    sns.subscribe().topic_arn(&topic).protocol("sqs").endpoint(&queue_arn).attributes("RawMessageDelivery", "true").send().await.unwrap();
 
     // 23 generated orders (three batch calls) and a poison body in one file.
     let generated = sqs_kit(&["publish", "--count", "23", "--dry-run"]).json();

@@ -166,17 +166,28 @@ fn aws_sdk_sqs_client(config: &aws_config::SdkConfig) -> aws_sdk_sqs::Client {
 async fn main() {
     let mut table = String::from("| benchmark | figure |\n|---|---|\n");
     let (replay_time, replay_rss) = replay_figures(21);
-    table += &format!("| `inventory replay` of 10 records, process start to exit, embedded store (median of 21) | {:.1} ms |\n", replay_time.as_secs_f64() * 1e3);
+    table += &format!(
+        "| `inventory replay` of 10 records, process start to exit, embedded store (median of 21) | {:.1} ms |\n",
+        replay_time.as_secs_f64() * 1e3
+    );
     table += &format!("| peak RSS of that replay | {:.1} MiB |\n", replay_rss as f64 / 1024.0);
 
     match e2e::local_aws().await {
         Some(config) => {
-            let envs = [("IDEMPOTENCY_TABLE", "bench-idempotency".to_owned()), ("STOCK_TABLE", "bench-stock".into()),
-                ("SHIPMENTS_TABLE", "bench-shipments".into()), ("POINTS_TABLE", "bench-points".into()), ("EMAIL_SENDER", "orders@example.com".into())];
+            let envs = [
+                ("IDEMPOTENCY_TABLE", "bench-idempotency".to_owned()),
+                ("STOCK_TABLE", "bench-stock".into()),
+                ("SHIPMENTS_TABLE", "bench-shipments".into()),
+                ("POINTS_TABLE", "bench-points".into()),
+                ("EMAIL_SENDER", "orders@example.com".into()),
+            ];
             for function in ["email", "shipping", "inventory", "points"] {
                 let mut runs: Vec<Duration> = (0..11).map(|_| init_time(function, &envs)).collect();
                 runs.sort();
-                table += &format!("| `{function}` init, process start to ready for the first event (median of 11) | {:.1} ms |\n", runs[5].as_secs_f64() * 1e3);
+                table += &format!(
+                    "| `{function}` init, process start to ready for the first event (median of 11) | {:.1} ms |\n",
+                    runs[5].as_secs_f64() * 1e3
+                );
             }
             let (rate, rss) = poll_figures(&config, 1000).await;
             table += &format!("| `points poll` over 1,000 messages (moto), embedded store | {rate:.0} messages/s |\n");

@@ -36,9 +36,8 @@ pub fn unique_name(prefix: &str) -> String {
 /// Creates an on-demand table with a string partition key and optional string sort key.
 pub async fn create_table(config: &aws_config::SdkConfig, name: &str, partition_key: &str, sort_key: Option<&str>) {
     use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
-    let attribute = |name: &str| {
-        AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().unwrap()
-    };
+    let attribute =
+        |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().unwrap();
     let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().unwrap();
     let mut request = aws_sdk_dynamodb::Client::new(config)
         .create_table()
@@ -93,11 +92,7 @@ where
     S: AsRef<OsStr>,
 {
     let mut command = Command::new(binary);
-    command
-        .args(args)
-        .current_dir(workspace_root())
-        .env_remove("AWS_LAMBDA_RUNTIME_API")
-        .env_remove("AWS_LAMBDA_FUNCTION_NAME");
+    command.args(args).current_dir(workspace_root()).env_remove("AWS_LAMBDA_RUNTIME_API").env_remove("AWS_LAMBDA_FUNCTION_NAME");
     for (name, value) in envs {
         command.env(name, value);
     }
@@ -244,10 +239,7 @@ pub fn binary(name: &str) -> PathBuf {
         if !cfg!(debug_assertions) {
             build.arg("--release");
         }
-        let status = build
-            .current_dir(workspace_root())
-            .status()
-            .expect("cargo runs");
+        let status = build.current_dir(workspace_root()).status().expect("cargo runs");
         assert!(status.success(), "building the workspace's binaries failed");
     });
     // target/<profile>/deps/<test> → target/<profile>/<name>
@@ -285,9 +277,14 @@ impl Topology {
         let up = run(
             &binary("sqs-kit"),
             [
-                "local", "up", "--stack", &stack,
-                "--visibility-timeout", &visibility_timeout_s.to_string(),
-                "--max-receive-count", &max_receive_count.to_string(),
+                "local",
+                "up",
+                "--stack",
+                &stack,
+                "--visibility-timeout",
+                &visibility_timeout_s.to_string(),
+                "--max-receive-count",
+                &max_receive_count.to_string(),
             ],
             &[],
         );

@@ -118,9 +118,24 @@ fn unreachable_endpoints_are_runtime_errors() {
 fn operator_commands_refuse_bad_input() {
     let inputs = Inputs::new();
     let cases: Vec<(Vec<String>, &str)> = vec![
-        (vec!["publish".into(), "--queue-url".into(), "http://127.0.0.1:9/q".into(), "--file".into(), inputs.path("missing.json")], "cannot read"),
-        (vec!["publish".into(), "--queue-url".into(), "http://127.0.0.1:9/q".into(), "--file".into(), inputs.path("invalid.json")], "is not valid JSON"),
-        (vec!["publish".into(), "--queue-url".into(), "http://127.0.0.1:9/q".into(), "--file".into(), inputs.path("bodies-oversized.json")], "262144"),
+        (
+            vec!["publish".into(), "--queue-url".into(), "http://127.0.0.1:9/q".into(), "--file".into(), inputs.path("missing.json")],
+            "cannot read",
+        ),
+        (
+            vec!["publish".into(), "--queue-url".into(), "http://127.0.0.1:9/q".into(), "--file".into(), inputs.path("invalid.json")],
+            "is not valid JSON",
+        ),
+        (
+            vec![
+                "publish".into(),
+                "--queue-url".into(),
+                "http://127.0.0.1:9/q".into(),
+                "--file".into(),
+                inputs.path("bodies-oversized.json"),
+            ],
+            "262144",
+        ),
         (vec!["event".into(), inputs.path("empty.json")], "is empty"),
         (vec!["event".into(), inputs.path("shape.json")], "expected shape"),
         (vec!["key".into(), "show".into(), "--bogus".into()], "unexpected argument '--bogus'"),

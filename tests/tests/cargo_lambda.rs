@@ -49,7 +49,11 @@ impl Drop for Watch {
 /// cargo-lambda from the project's .venv (where scripts/test installs it), or from PATH.
 fn cargo_lambda() -> std::path::PathBuf {
     let local = workspace_root().join(".venv/bin/cargo-lambda");
-    if local.exists() { local } else { "cargo-lambda".into() }
+    if local.exists() {
+        local
+    } else {
+        "cargo-lambda".into()
+    }
 }
 
 fn cargo_lambda_available() -> bool {
@@ -98,7 +102,19 @@ async fn cargo_lambda_invoke_answers_what_replay_prints() {
         let started = Instant::now();
         let invoked = loop {
             let output: Run = Command::new(cargo_lambda())
-                .args(["lambda", "invoke", function, "--data-file", &event, "--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string(), "--output-format", "json"])
+                .args([
+                    "lambda",
+                    "invoke",
+                    function,
+                    "--data-file",
+                    &event,
+                    "--invoke-address",
+                    "127.0.0.1",
+                    "--invoke-port",
+                    &port.to_string(),
+                    "--output-format",
+                    "json",
+                ])
                 .current_dir(workspace_root())
                 .output()
                 .unwrap()

@@ -248,7 +248,8 @@ async fn chaos_loses_nothing_and_doubles_nothing() {
         *mailed.entry(mail["orderId"].as_str().unwrap().to_owned()).or_default() += 1;
     }
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-    let table = |function: &str, variable: &str| chaos.topology.json["functions"][function]["environment"][variable].as_str().unwrap().to_owned();
+    let table =
+        |function: &str, variable: &str| chaos.topology.json["functions"][function]["environment"][variable].as_str().unwrap().to_owned();
     let text = |item: &HashMap<String, AttributeValue>, name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
     let shipments: HashMap<String, String> = scan(&dynamodb, &table("ShippingFunction", "SHIPMENTS_TABLE"))
         .await
@@ -318,8 +319,7 @@ async fn chaos_loses_nothing_and_doubles_nothing() {
         let peek = run(&binary("sqs-kit"), ["dlq", "peek", "--queue-url", url, "--max", "1000"], &[]);
         let messages = peek.json();
         let messages = messages.as_array().unwrap();
-        let (poison, valid): (Vec<&Value>, Vec<&Value>) =
-            messages.iter().partition(|m| m["body"].to_string().contains("poison-"));
+        let (poison, valid): (Vec<&Value>, Vec<&Value>) = messages.iter().partition(|m| m["body"].to_string().contains("poison-"));
         for message in &valid {
             let id = message["messageId"].as_str().unwrap_or_default();
             eprintln!("{dlq} holds valid message {id} ({} receives); its history:", message["receiveCount"]);

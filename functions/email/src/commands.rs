@@ -63,11 +63,7 @@ async fn sent_through_ses(store: &DynamoDbStore, function: &str) -> anyhow::Resu
     let mut mails = Vec::new();
     while let Some(item) = pages.next().await {
         let item = item.map_err(|e| {
-            anyhow::anyhow!(
-                "cannot scan the idempotency table {}: {}",
-                store.table(),
-                aws_sdk_dynamodb::error::DisplayErrorContext(e)
-            )
+            anyhow::anyhow!("cannot scan the idempotency table {}: {}", store.table(), aws_sdk_dynamodb::error::DisplayErrorContext(e))
         })?;
         match sent_mail(&item) {
             Some(mail) => mails.push(mail),

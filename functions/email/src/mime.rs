@@ -78,10 +78,8 @@ pub fn hex_digest(text: &str) -> String {
 /// space where the value must stay on one line).
 pub fn encode_header(value: &str, separator: &str) -> String {
     // Spaces at either end are encoded too: a reader trims them off a plain value.
-    let plain = value.len() <= 900
-        && value.chars().all(|c| c == ' ' || c.is_ascii_graphic())
-        && !value.contains("=?")
-        && value.trim() == value;
+    let plain =
+        value.len() <= 900 && value.chars().all(|c| c == ' ' || c.is_ascii_graphic()) && !value.contains("=?") && value.trim() == value;
     if plain {
         return value.to_owned();
     }

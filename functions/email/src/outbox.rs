@@ -130,7 +130,9 @@ fn remove_stale_temporaries(dir: &Path, opened: SystemTime) {
             match fs::remove_file(entry.path()) {
                 Ok(()) => tracing::info!(path = %entry.path().display(), "removed a temporary outbox file an interrupted run left behind"),
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => tracing::warn!(path = %entry.path().display(), error = %e, "could not remove a temporary outbox file an interrupted run left behind; it holds a customer's mail, delete it by hand"),
+                Err(e) => {
+                    tracing::warn!(path = %entry.path().display(), error = %e, "could not remove a temporary outbox file an interrupted run left behind; it holds a customer's mail, delete it by hand")
+                }
             }
         }
     }
@@ -213,12 +215,9 @@ pub fn list(state_dir: &Path) -> anyhow::Result<Vec<SentMail>> {
         let header = listing_headers(&path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
         let kind = header(mime::KIND_HEADER).and_then(|kind| MailKind::parse(&kind));
         match (header(mime::EVENT_HEADER), header(mime::ORDER_HEADER), kind) {
-            (Some(event_id), Some(order_id), Some(kind)) => mails.push(SentMail {
-                event_id,
-                order_id,
-                kind,
-                delivery: Delivery::Outbox { path: path.display().to_string() },
-            }),
+            (Some(event_id), Some(order_id), Some(kind)) => {
+                mails.push(SentMail { event_id, order_id, kind, delivery: Delivery::Outbox { path: path.display().to_string() } })
+            }
             _ => tracing::warn!(
                 path = %path.display(),
                 "skipping a file without {}, {} and {} headers: not a mail of this function",

@@ -22,6 +22,7 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use aws_sdk_sesv2::config::http::HttpResponse;
 use aws_sdk_sesv2::config::interceptors::InterceptorContext;
 use aws_sdk_sesv2::config::retry::{ClassifyRetry, RetryAction};
@@ -29,7 +30,6 @@ use aws_sdk_sesv2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sesv2::operation::send_email::SendEmailError;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message, MessageHeader};
 use aws_sdk_sesv2::Client;
-use async_trait::async_trait;
 use sqs_kit::RecordError;
 use tokio::sync::OnceCell;
 
@@ -94,13 +94,17 @@ fn utf8(text: &str) -> Result<Content, RecordError> {
 /// The listing headers of the outbox files, so that a mail in an inbox names its event too.
 /// A value SES would refuse (over its length limit) is left out rather than failing the mail.
 fn headers(mail: &Mail) -> Vec<MessageHeader> {
-    [(mime::KIND_HEADER, mail.kind.as_str().to_owned()), (mime::ORDER_HEADER, mail.order_id.clone()), (mime::EVENT_HEADER, mail.event_id.clone())]
-        .into_iter()
-        .filter_map(|(name, value)| {
-            let value = mime::encode_header(&value, " ");
-            (value.len() <= MAX_HEADER_VALUE).then(|| MessageHeader::builder().name(name).value(value).build().ok()).flatten()
-        })
-        .collect()
+    [
+        (mime::KIND_HEADER, mail.kind.as_str().to_owned()),
+        (mime::ORDER_HEADER, mail.order_id.clone()),
+        (mime::EVENT_HEADER, mail.event_id.clone()),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| {
+        let value = mime::encode_header(&value, " ");
+        (value.len() <= MAX_HEADER_VALUE).then(|| MessageHeader::builder().name(name).value(value).build().ok()).flatten()
+    })
+    .collect()
 }
 
 #[async_trait]

@@ -210,7 +210,9 @@ fn a_clean_batch_writes_one_confirmation_per_order() {
     assert!(mail.text.contains("SKU-MOUSE  x 2  at 25,000 KRW  = 50,000 KRW"), "{}", mail.text);
     assert!(mail.text.contains("SKU-PAD  x 1  at 12,000 KRW  = 12,000 KRW"), "{}", mail.text);
     assert!(mail.text.contains("Total: 62,000 KRW"), "{}", mail.text);
-    assert!(mail.html.contains(r#"<td>SKU-MOUSE</td><td align="right">2</td><td align="right">25,000 KRW</td><td align="right">50,000 KRW</td>"#));
+    assert!(mail
+        .html
+        .contains(r#"<td>SKU-MOUSE</td><td align="right">2</td><td align="right">25,000 KRW</td><td align="right">50,000 KRW</td>"#));
 }
 
 #[test]
@@ -328,7 +330,9 @@ fn an_address_mail_cannot_go_to_fails_permanently_without_naming_it() {
     let run = replay(state.path(), &event);
     assert_eq!(failures(&run), ["6d95ad00-3c79-5872-a8cf-c5c5952aa671"]);
     assert!(
-        run.stderr.contains("failed (permanent): customerEmail of order ORD-1001 cannot receive mail: it contains spaces, control or non-ASCII characters"),
+        run.stderr.contains(
+            "failed (permanent): customerEmail of order ORD-1001 cannot receive mail: it contains spaces, control or non-ASCII characters"
+        ),
         "{}",
         run.stderr
     );
@@ -373,7 +377,16 @@ fn every_event_id_gets_an_outbox_file_of_its_own() {
     let state = TempDir::new().unwrap();
     let hash: String = sha2::Sha256::digest(b"a/b").iter().map(|byte| format!("{byte:02x}")).collect();
     let long = "x".repeat(300);
-    let ids = ["a/b".to_owned(), format!("event-{}", &hash[..40]), "a".to_owned(), "%61".to_owned(), ".a".to_owned(), long.clone(), format!("{long}y"), "주문 1".to_owned()];
+    let ids = [
+        "a/b".to_owned(),
+        format!("event-{}", &hash[..40]),
+        "a".to_owned(),
+        "%61".to_owned(),
+        ".a".to_owned(),
+        long.clone(),
+        format!("{long}y"),
+        "주문 1".to_owned(),
+    ];
     let event = edited_events(state.path(), CLEAN, ids.len(), |i, body| {
         body["eventId"] = json!(ids[i]);
         body["orderId"] = json!(format!("ORD-{i}"));
@@ -402,7 +415,8 @@ fn a_file_holding_another_event_s_mail_is_not_taken_for_this_event_s() {
     let state = TempDir::new().unwrap();
     std::fs::create_dir_all(state.path().join("outbox")).unwrap();
     let path = eml_path(state.path(), ORD_1001_PLACED);
-    let other = "From: orders@example.com\r\nX-Mail-Kind: confirmation\r\nX-Order-Id: ORD-9\r\nX-Event-Id: some-other-event\r\n\r\nbody\r\n";
+    let other =
+        "From: orders@example.com\r\nX-Mail-Kind: confirmation\r\nX-Order-Id: ORD-9\r\nX-Event-Id: some-other-event\r\n\r\nbody\r\n";
     std::fs::write(&path, other).unwrap();
 
     let run = replay(state.path(), CLEAN);

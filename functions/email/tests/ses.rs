@@ -153,7 +153,11 @@ async fn ses_gets_one_mail_per_event_and_the_outbox_lists_them() {
     assert_eq!(field(&listed, "messageId"), field(&sent, "id"), "the outbox names the SES message ids");
     assert_eq!(
         field(&listed, "eventId"),
-        BTreeSet::from(["18312976-aa10-5747-a479-1cc7bbd9a7e7", "7f45a350-6361-56b8-a620-69cfa4045a76", "ee8b1953-317f-5e08-a012-4ff1dcf99bff"])
+        BTreeSet::from([
+            "18312976-aa10-5747-a479-1cc7bbd9a7e7",
+            "7f45a350-6361-56b8-a620-69cfa4045a76",
+            "ee8b1953-317f-5e08-a012-4ff1dcf99bff"
+        ])
     );
     assert_eq!(field(&listed, "orderId"), BTreeSet::from(["ORD-1001", "ORD-1002", "ORD-1003"]));
     assert_eq!(field(&listed, "kind"), BTreeSet::from(["confirmation"]));
@@ -192,7 +196,9 @@ async fn a_mail_ses_refuses_fails_permanently_without_naming_an_address() {
     let run = setup.replay(ORDER_THEN_CANCEL);
     assert_eq!(failures(&run).len(), 2, "{run:?}");
     assert!(
-        run.stderr.contains("failed (permanent): SES refused the confirmation mail for order ORD-1001 (event 18312976-aa10-5747-a479-1cc7bbd9a7e7)"),
+        run.stderr.contains(
+            "failed (permanent): SES refused the confirmation mail for order ORD-1001 (event 18312976-aa10-5747-a479-1cc7bbd9a7e7)"
+        ),
         "{}",
         run.stderr
     );
@@ -216,11 +222,7 @@ async fn an_unreachable_ses_is_a_transient_failure_and_the_event_is_sent_later()
     let run = setup.email_with(&["replay", ORDER_THEN_CANCEL], &[("AWS_ENDPOINT_URL_SESV2", unreachable.as_str())]);
     assert_eq!(run.code, Some(0), "{run:?}");
     assert_eq!(failures(&run).len(), 2, "{run:?}");
-    assert!(
-        run.stderr.contains("failed (transient): SES could not send the cancellation mail for order ORD-1001"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("failed (transient): SES could not send the cancellation mail for order ORD-1001"), "{}", run.stderr);
     assert!(run.stderr.contains("it will be retried"), "{}", run.stderr);
     assert!(setup.sent().is_empty());
     assert_eq!(setup.listed(&[]), Vec::<Value>::new(), "the claims were released");
@@ -338,7 +340,11 @@ const CLAIM_LAPSE: Duration = Duration::from_millis(4100);
 #[tokio::test]
 async fn the_sdk_retries_a_send_only_when_ses_refused_it() {
     let Some(setup) = Setup::new().await else { return };
-    for (answer, retried) in [(("503 Service Unavailable", "ServiceUnavailable"), false), (("500 Internal Server Error", "InternalFailure"), false), (("429 Too Many Requests", "TooManyRequestsException"), true)] {
+    for (answer, retried) in [
+        (("503 Service Unavailable", "ServiceUnavailable"), false),
+        (("500 Internal Server Error", "InternalFailure"), false),
+        (("429 Too Many Requests", "TooManyRequestsException"), true),
+    ] {
         let fake = FakeSes::start(Some(answer));
         let run = setup.email_with(&["replay", ORDER_THEN_CANCEL], &[("AWS_ENDPOINT_URL_SESV2", fake.url.as_str())]);
         assert_eq!(failures(&run).len(), 2, "{run:?}");
@@ -445,7 +451,9 @@ async fn no_mail_is_sent_too_close_to_the_deadline_to_record_it() {
     let run = setup.email_with(&["replay", ORDER_THEN_CANCEL, "--remaining-ms", "2600"], &held_up);
     assert_eq!(failures(&run).len(), 2, "{run:?}");
     assert!(
-        run.stderr.contains("failed (transient): not sending the confirmation mail for order ORD-1001 (event 18312976-aa10-5747-a479-1cc7bbd9a7e7) yet"),
+        run.stderr.contains(
+            "failed (transient): not sending the confirmation mail for order ORD-1001 (event 18312976-aa10-5747-a479-1cc7bbd9a7e7) yet"
+        ),
         "{}",
         run.stderr
     );

@@ -42,9 +42,10 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             let stock = crate::stock_port(&store.open_existing().await?)?;
             let levels = match sku {
                 Some(sku) => {
-                    let available = stock.level(&sku).await?.ok_or_else(|| {
-                        anyhow::anyhow!("no stock level for {sku}; set one with `inventory seed FILE`")
-                    })?;
+                    let available = stock
+                        .level(&sku)
+                        .await?
+                        .ok_or_else(|| anyhow::anyhow!("no stock level for {sku}; set one with `inventory seed FILE`"))?;
                     vec![StockLevel { sku, available }]
                 }
                 None => stock.levels().await?,

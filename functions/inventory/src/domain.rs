@@ -84,11 +84,23 @@ pub trait StockPort: Send + Sync + 'static {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case", rename_all_fields = "camelCase")]
 pub enum InventoryOutcome {
-    Reserved { order_id: String, lines: Vec<Line> },
-    Rejected { order_id: String, reason: String },
-    Released { order_id: String, lines: Vec<Line> },
+    Reserved {
+        order_id: String,
+        lines: Vec<Line>,
+    },
+    Rejected {
+        order_id: String,
+        reason: String,
+    },
+    Released {
+        order_id: String,
+        lines: Vec<Line>,
+    },
     /// The event changed nothing: the order's reservation already says what happened.
-    Unchanged { order_id: String, reason: String },
+    Unchanged {
+        order_id: String,
+        reason: String,
+    },
 }
 
 pub struct Inventory {
@@ -122,10 +134,9 @@ impl Inventory {
         // A business outcome, not a retry: the order is recorded as rejected and completed.
         let reason = match self.stock.level(&short_line.sku).await.map_err(transient)? {
             None => format!("unknown SKU {}", short_line.sku),
-            Some(available) => format!(
-                "insufficient stock for {}: {available} available, {} requested",
-                short_line.sku, short_line.quantity
-            ),
+            Some(available) => {
+                format!("insufficient stock for {}: {available} available, {} requested", short_line.sku, short_line.quantity)
+            }
         };
         let rejection = self::reservation(order, ReservationStatus::Rejected, lines, Some(reason.clone()));
         let rejected = InventoryOutcome::Rejected { order_id: order.order_id.clone(), reason };
@@ -140,17 +151,17 @@ impl Inventory {
         let tx = cx.transaction()?;
         let existing = self.stock.reservation(&order.order_id).await.map_err(transient)?;
         let (writes, outcome) = match existing {
-            Some(held) if held.status == ReservationStatus::Reserved => (
-                self.stock.release(&held),
-                InventoryOutcome::Released { order_id: order.order_id.clone(), lines: held.lines },
-            ),
+            Some(held) if held.status == ReservationStatus::Reserved => {
+                (self.stock.release(&held), InventoryOutcome::Released { order_id: order.order_id.clone(), lines: held.lines })
+            }
             Some(other) => {
                 let reason = format!("the order's reservation is {}; nothing to release", other.status.as_str());
                 (Vec::new(), InventoryOutcome::Unchanged { order_id: order.order_id.clone(), reason })
             }
             None => {
                 // Recorded so that an OrderPlaced redriven later cannot reserve for a cancelled order.
-                let tombstone = reservation(order, ReservationStatus::Cancelled, Vec::new(), Some("cancelled before any reservation".into()));
+                let tombstone =
+                    reservation(order, ReservationStatus::Cancelled, Vec::new(), Some("cancelled before any reservation".into()));
                 let reason = "the order was never reserved; nothing to release".to_owned();
                 (vec![self.stock.record(&tombstone)], InventoryOutcome::Unchanged { order_id: order.order_id.clone(), reason })
             }

@@ -86,10 +86,22 @@ pub trait PointsPort: Send + Sync + 'static {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case", rename_all_fields = "camelCase")]
 pub enum PointsOutcome {
-    Accrued { order_id: String, customer_id: String, points: i64 },
-    Reversed { order_id: String, customer_id: String, points: i64 },
+    Accrued {
+        order_id: String,
+        customer_id: String,
+        points: i64,
+    },
+    Reversed {
+        order_id: String,
+        customer_id: String,
+        points: i64,
+    },
     /// The event changed nothing; the ledger already says what happened to the order.
-    Unchanged { order_id: String, customer_id: String, reason: String },
+    Unchanged {
+        order_id: String,
+        customer_id: String,
+        reason: String,
+    },
 }
 
 pub struct Points {

@@ -60,7 +60,11 @@ impl PointsPort for EmbeddedPoints {
                     params![insert.customer_id, insert.order_id, insert.kind.as_str(), insert.event_id, insert.points],
                 )?;
                 if inserted == 0 {
-                    return Err(WriteRejected::Condition(format!("order {} already has a {} entry", insert.order_id, insert.kind.as_str())));
+                    return Err(WriteRejected::Condition(format!(
+                        "order {} already has a {} entry",
+                        insert.order_id,
+                        insert.kind.as_str()
+                    )));
                 }
                 Ok(())
             })),

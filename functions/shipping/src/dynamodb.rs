@@ -92,19 +92,15 @@ impl DynamoDbShipments {
             .expression_attribute_values(":created", s(ShipmentStatus::Created.as_str()))
             .expression_attribute_values(":to", s(to.as_str()));
         update = match cancel_event_id {
-            Some(event_id) => update
-                .update_expression("SET #status = :to, cancelEventId = :event")
-                .expression_attribute_values(":event", s(event_id)),
+            Some(event_id) => {
+                update.update_expression("SET #status = :to, cancelEventId = :event").expression_attribute_values(":event", s(event_id))
+            }
             None => update.update_expression("SET #status = :to"),
         };
         match update.send().await {
             Ok(_) => Ok(true),
             Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
-            Err(error) => Err(anyhow!(
-                "{}: cannot mark the shipment of order {order_id} {to}: {}",
-                self.describe(),
-                sdk_error(&error)
-            )),
+            Err(error) => Err(anyhow!("{}: cannot mark the shipment of order {order_id} {to}: {}", self.describe(), sdk_error(&error))),
         }
     }
 }
@@ -139,12 +135,9 @@ impl ShipmentsPort for DynamoDbShipments {
         match put {
             Ok(_) => Ok(true),
             Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
-            Err(error) => Err(anyhow!(
-                "{}: cannot write the shipment of order {}: {}",
-                self.describe(),
-                shipment.order_id,
-                sdk_error(&error)
-            )),
+            Err(error) => {
+                Err(anyhow!("{}: cannot write the shipment of order {}: {}", self.describe(), shipment.order_id, sdk_error(&error)))
+            }
         }
     }
 
@@ -165,9 +158,7 @@ impl ShipmentsPort for DynamoDbShipments {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|error| {
-                anyhow!("{}: cannot read the shipment of order {order_id}: {}", self.describe(), sdk_error(&error))
-            })?;
+            .map_err(|error| anyhow!("{}: cannot read the shipment of order {order_id}: {}", self.describe(), sdk_error(&error)))?;
         let Some(item) = output.item() else { return Ok(None) };
         let unreadable = || format!("{}: the shipment of order {order_id} is unreadable", self.describe());
         let status = text(item, "status").unwrap_or_default();
@@ -184,9 +175,7 @@ impl ShipmentsPort for DynamoDbShipments {
             status: ShipmentStatus::parse(&status)
                 .ok_or_else(|| anyhow!("its status {status:?} is not CREATED, CANCELLED or SHIPPED"))
                 .with_context(unreadable)?,
-            tracking_number: text(item, "trackingNumber")
-                .ok_or_else(|| anyhow!("it has no trackingNumber"))
-                .with_context(unreadable)?,
+            tracking_number: text(item, "trackingNumber").ok_or_else(|| anyhow!("it has no trackingNumber")).with_context(unreadable)?,
             address,
             cancel_event_id: text(item, "cancelEventId"),
         }))

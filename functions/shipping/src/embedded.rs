@@ -31,7 +31,13 @@ impl EmbeddedShipments {
     }
 
     /// `UPDATE`s the order's shipment iff it is `CREATED`; whether it was.
-    fn transition(&self, operation: &'static str, order_id: &str, to: ShipmentStatus, cancel_event_id: Option<&str>) -> anyhow::Result<bool> {
+    fn transition(
+        &self,
+        operation: &'static str,
+        order_id: &str,
+        to: ShipmentStatus,
+        cancel_event_id: Option<&str>,
+    ) -> anyhow::Result<bool> {
         let changed = self.store.with_connection(operation, |connection| {
             connection.execute(
                 "UPDATE shipping_shipments SET status = ?2, cancel_event_id = COALESCE(?3, cancel_event_id)
@@ -100,8 +106,7 @@ impl ShipmentsPort for EmbeddedShipments {
         Ok(Some(Shipment {
             order_id: order_id.to_owned(),
             event_id,
-            status: ShipmentStatus::parse(&status)
-                .ok_or_else(|| anyhow::anyhow!("{} has an unknown status {status:?}", describe()))?,
+            status: ShipmentStatus::parse(&status).ok_or_else(|| anyhow::anyhow!("{} has an unknown status {status:?}", describe()))?,
             tracking_number,
             address: address
                 .map(|text| serde_json::from_str(&text))

@@ -18,7 +18,7 @@ use sqs_kit::runner::Runner;
 use sqs_kit::store::Backend;
 use sqs_kit::{typed, IdempotencyConfig};
 
-use domain::{Shipping, ShipmentsPort};
+use domain::{ShipmentsPort, Shipping};
 
 /// The shipments adapter for the backend the run mode picked.
 pub(crate) fn shipments_port(backend: &Backend) -> anyhow::Result<Arc<dyn ShipmentsPort>> {

@@ -27,14 +27,8 @@ async fn items(client: &Client, table: &str) -> Vec<Item> {
 }
 
 async fn shipment(client: &Client, table: &str, order_id: &str) -> Item {
-    let output = client
-        .get_item()
-        .table_name(table)
-        .key("orderId", AttributeValue::S(order_id.into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap();
+    let output =
+        client.get_item().table_name(table).key("orderId", AttributeValue::S(order_id.into())).consistent_read(true).send().await.unwrap();
     output.item().cloned().unwrap_or_else(|| panic!("no item for {order_id} in {table}"))
 }
 

@@ -144,11 +144,7 @@ impl<S: RecordService> BatchProcessor<S> {
 
     /// Processes a batch and returns what Lambda should see: the failure list, or an error
     /// when the batch as a whole must be retried.
-    pub async fn handle_event(
-        &self,
-        event: SqsEvent,
-        invocation: InvocationContext,
-    ) -> Result<SqsBatchResponse, BatchError> {
+    pub async fn handle_event(&self, event: SqsEvent, invocation: InvocationContext) -> Result<SqsBatchResponse, BatchError> {
         let report = self.process(event, invocation).await?;
         self.respond(&report)
     }
@@ -244,9 +240,7 @@ impl<S: RecordService> BatchProcessor<S> {
             span.in_scope(|| log_outcome(&outcome));
             if let Outcome::Failed(_) = outcome {
                 held_back = Some(match (&record.meta.message_group_id, self.config.fifo_failure_mode) {
-                    (_, FifoFailureMode::StopBatch) => {
-                        Skip::BatchStopped { failed_message_id: record.meta.message_id.clone() }
-                    }
+                    (_, FifoFailureMode::StopBatch) => Skip::BatchStopped { failed_message_id: record.meta.message_id.clone() },
                     (group, FifoFailureMode::HoldBackGroup) => Skip::GroupHeldBack {
                         // A lane of more than one record always has a group.
                         group: group.clone().unwrap_or_default(),
@@ -311,11 +305,7 @@ fn prepare(messages: Vec<SqsMessage>) -> Result<Vec<Prepared>, BatchError> {
         .into_iter()
         .enumerate()
         .map(|(index, message)| {
-            let message_id = message
-                .message_id
-                .clone()
-                .filter(|id| !id.is_empty())
-                .ok_or(BatchError::MissingMessageId { index })?;
+            let message_id = message.message_id.clone().filter(|id| !id.is_empty()).ok_or(BatchError::MissingMessageId { index })?;
             let body = decode_body(message.body.as_deref());
             Ok(Prepared { meta: Arc::new(RecordMeta::from_message(message_id, &message)), body })
         })
@@ -356,9 +346,5 @@ fn log_outcome(outcome: &Outcome) {
 }
 
 pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(no message)")
+    payload.downcast_ref::<&str>().copied().or_else(|| payload.downcast_ref::<String>().map(String::as_str)).unwrap_or("(no message)")
 }

@@ -104,7 +104,10 @@ mod tests {
         let cache = CompletedCache::new(8, Duration::from_secs(60));
         let inserted = Now::from_millis(1_000_000);
         cache.insert(&completed(inserted.secs + 10), inserted);
-        assert!(cache.get("fn#key", Now::from_millis((inserted.secs + 10) * 1000 + 999)).is_some(), "the record counts through its expiration second");
+        assert!(
+            cache.get("fn#key", Now::from_millis((inserted.secs + 10) * 1000 + 999)).is_some(),
+            "the record counts through its expiration second"
+        );
         assert!(cache.get("fn#key", Now::from_millis((inserted.secs + 11) * 1000)).is_none());
     }
 

@@ -184,7 +184,9 @@ impl<S: RecordService> Idempotent<S> {
             }
         }
         let cache = CompletedCache::new(config.cache_capacity, config.cache_lifetime);
-        Ok(Self { inner: Arc::new(Layer { service, store, config, cache, in_flight: Mutex::new(HashMap::new()), runs: AtomicU64::new(0) }) })
+        Ok(Self {
+            inner: Arc::new(Layer { service, store, config, cache, in_flight: Mutex::new(HashMap::new()), runs: AtomicU64::new(0) }),
+        })
     }
 
     pub fn store(&self) -> &Arc<dyn IdempotencyStore> {
@@ -472,9 +474,7 @@ fn new_claim_token() -> String {
 }
 
 fn mismatch(id: &str) -> RecordError {
-    RecordError::permanent(format!(
-        "idempotency key {id} was already used for a different payload; give the new event its own key"
-    ))
+    RecordError::permanent(format!("idempotency key {id} was already used for a different payload; give the new event its own key"))
 }
 
 fn kind_of(value: &Value) -> &'static str {

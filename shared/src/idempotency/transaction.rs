@@ -65,7 +65,14 @@ impl std::fmt::Debug for Transaction {
 }
 
 impl Transaction {
-    pub(super) fn new(store: Arc<dyn IdempotencyStore>, id: String, payload_hash: String, ttl: Duration, clock: Clock, deadline: Now) -> Self {
+    pub(super) fn new(
+        store: Arc<dyn IdempotencyStore>,
+        id: String,
+        payload_hash: String,
+        ttl: Duration,
+        clock: Clock,
+        deadline: Now,
+    ) -> Self {
         Self { store, id, payload_hash, ttl, clock, deadline, settlement: Mutex::new(None) }
     }
 
@@ -118,7 +125,12 @@ impl Transaction {
                     Some(existing) => Ok(*existing),
                     // The store could not return the record with the failure: read it.
                     None => self.store.get(&self.id).await.map_err(|e| RecordError::transient(e.to_string())).and_then(|found| {
-                        found.ok_or_else(|| RecordError::transient(format!("the commit of {} conflicted with a record that is gone; it will be retried", self.id)))
+                        found.ok_or_else(|| {
+                            RecordError::transient(format!(
+                                "the commit of {} conflicted with a record that is gone; it will be retried",
+                                self.id
+                            ))
+                        })
                     }),
                 };
                 match existing {

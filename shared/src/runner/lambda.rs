@@ -34,7 +34,6 @@ pub(crate) async fn serve<S: RecordService>(processor: BatchProcessor<S>, metric
     .await
 }
 
-
 /// Any epoch-millisecond deadline of this century is above this.
 const EPOCH_2001_MS: u64 = 978_307_200_000;
 

@@ -102,14 +102,7 @@ impl Runner {
         needs_backend: bool,
         build: impl FnOnce(Option<&Backend>) -> anyhow::Result<Arc<dyn RecordService>> + Send + 'static,
     ) -> Self {
-        Self {
-            name: name.into(),
-            build: Box::new(build),
-            needs_backend,
-            idempotency: None,
-            config: BatchConfig::default(),
-            commands: None,
-        }
+        Self { name: name.into(), build: Box::new(build), needs_backend, idempotency: None, config: BatchConfig::default(), commands: None }
     }
 
     /// Wraps the service in the idempotency layer, on the backend's store.

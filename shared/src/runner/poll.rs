@@ -239,10 +239,8 @@ async fn process_batch<S: RecordService>(
 ) -> anyhow::Result<(usize, usize)> {
     // The first receive started the visibility timeouts: past them, SQS hands the messages to
     // another consumer, so no record may start after the earliest one ends.
-    let receipts: HashMap<String, String> = messages
-        .iter()
-        .filter_map(|m| Some((m.message_id.clone()?, m.receipt_handle.clone()?)))
-        .collect();
+    let receipts: HashMap<String, String> =
+        messages.iter().filter_map(|m| Some((m.message_id.clone()?, m.receipt_handle.clone()?))).collect();
     let event = lambda_event(queue, messages);
     let count = event.records.len();
     let invocation = InvocationContext {
@@ -267,18 +265,10 @@ async fn process_batch<S: RecordService>(
     if let Some(document) = metrics.document(function_name, &report) {
         crate::output::note(&document.to_string());
     }
-    crate::output::print_json(&report.response()).with_context(|| {
-        format!("batch {number} was processed and its {deleted} successes deleted, but its response was not printed")
-    })?;
+    crate::output::print_json(&report.response())
+        .with_context(|| format!("batch {number} was processed and its {deleted} successes deleted, but its response was not printed"))?;
     let totals = report.totals();
-    tracing::info!(
-        batch = number,
-        received = count,
-        deleted,
-        failed = totals.failed(),
-        duplicates = totals.duplicates,
-        "batch done"
-    );
+    tracing::info!(batch = number, received = count, deleted, failed = totals.failed(), duplicates = totals.duplicates, "batch done");
     Ok((deleted, count - deleted))
 }
 
@@ -337,12 +327,8 @@ fn lambda_event(queue: &Queue, messages: Vec<Message>) -> SqsEvent {
         .into_iter()
         .map(|message| {
             let mut record = SqsMessage::default();
-            record.attributes = message
-                .attributes
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(name, value)| (name.as_str().to_owned(), value))
-                .collect();
+            record.attributes =
+                message.attributes.unwrap_or_default().into_iter().map(|(name, value)| (name.as_str().to_owned(), value)).collect();
             record.message_attributes = message
                 .message_attributes
                 .unwrap_or_default()
@@ -352,8 +338,7 @@ fn lambda_event(queue: &Queue, messages: Vec<Message>) -> SqsEvent {
                     attribute.string_value = value.string_value;
                     attribute.binary_value = value.binary_value.map(base64_data);
                     attribute.string_list_values = value.string_list_values.unwrap_or_default();
-                    attribute.binary_list_values =
-                        value.binary_list_values.unwrap_or_default().into_iter().map(base64_data).collect();
+                    attribute.binary_list_values = value.binary_list_values.unwrap_or_default().into_iter().map(base64_data).collect();
                     attribute.data_type = Some(value.data_type);
                     (name, attribute)
                 })

@@ -54,17 +54,14 @@ pub fn load_json<T: serde::de::DeserializeOwned>(path: &Path, shape: &str) -> Re
     if text.trim().is_empty() {
         return Err(InputError::EmptyDocument { origin, shape: shape.to_owned() });
     }
-    let document: Value =
-        serde_json::from_str(&text).map_err(|cause| InputError::InvalidJson { origin: origin.clone(), cause })?;
+    let document: Value = serde_json::from_str(&text).map_err(|cause| InputError::InvalidJson { origin: origin.clone(), cause })?;
     T::deserialize(&document).map_err(|e| InputError::WrongShape { origin, shape: shape.to_owned(), detail: e.to_string() })
 }
 
 fn read_input(path: &Path) -> Result<(String, String), InputError> {
     let mut text = String::new();
     let origin = if path == Path::new("-") {
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|cause| InputError::Read { origin: "standard input".into(), cause })?;
+        std::io::stdin().read_to_string(&mut text).map_err(|cause| InputError::Read { origin: "standard input".into(), cause })?;
         "standard input".to_owned()
     } else {
         let origin = path.display().to_string();
@@ -83,8 +80,7 @@ pub fn parse_event(origin: &str, text: &str) -> Result<SqsEvent, InputError> {
     if text.trim().is_empty() {
         return Err(InputError::Empty { origin: origin.to_owned() });
     }
-    let document: Value = serde_json::from_str(text)
-        .map_err(|cause| InputError::InvalidJson { origin: origin.to_owned(), cause })?;
+    let document: Value = serde_json::from_str(text).map_err(|cause| InputError::InvalidJson { origin: origin.to_owned(), cause })?;
     let not_sqs = |detail: String| InputError::NotAnSqsEvent { origin: origin.to_owned(), detail };
     let records = document
         .get("Records")
@@ -101,9 +97,7 @@ pub fn parse_event(origin: &str, text: &str) -> Result<SqsEvent, InputError> {
         }
         let body_size = record.get("body").and_then(Value::as_str).map_or(0, str::len);
         if body_size > MAX_BODY_BYTES {
-            return Err(not_sqs(format!(
-                "record {index}'s body is {body_size} bytes; SQS delivers at most {MAX_BODY_BYTES} (1 MiB)"
-            )));
+            return Err(not_sqs(format!("record {index}'s body is {body_size} bytes; SQS delivers at most {MAX_BODY_BYTES} (1 MiB)")));
         }
     }
     SqsEvent::deserialize(&document).map_err(|e| not_sqs(e.to_string()))
@@ -116,11 +110,7 @@ pub(crate) async fn run<S: RecordService>(
     event: SqsEvent,
     args: ReplayArgs,
 ) -> ExitCode {
-    let invocation = InvocationContext::with_remaining(
-        function_name,
-        replay_request_id(),
-        Duration::from_millis(args.remaining_ms),
-    );
+    let invocation = InvocationContext::with_remaining(function_name, replay_request_id(), Duration::from_millis(args.remaining_ms));
     let report = match processor.process(event, invocation).await {
         Ok(report) => report,
         Err(error) => {

@@ -19,9 +19,7 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 
 use super::{wrong_write_kind, BusinessWrite, Claim, ClaimWriteFailure, CommitFailure, IdempotencyStore, StoreError};
@@ -126,11 +124,7 @@ where
     R: std::fmt::Debug,
 {
     match error.as_service_error() {
-        Some(service) => format!(
-            "{}: {}",
-            service.code().unwrap_or("service error"),
-            service.message().unwrap_or("no message")
-        ),
+        Some(service) => format!("{}: {}", service.code().unwrap_or("service error"), service.message().unwrap_or("no message")),
         None => DisplayErrorContext(error).to_string(),
     }
 }
@@ -234,7 +228,9 @@ impl IdempotencyStore for DynamoDbStore {
                 let existing = failed.item().and_then(from_item).ok_or_else(|| StoreError {
                     store: self.describe(),
                     operation: "claim",
-                    cause: "the condition failed but DynamoDB returned no readable record (is ReturnValuesOnConditionCheckFailure supported?)".into(),
+                    cause:
+                        "the condition failed but DynamoDB returned no readable record (is ReturnValuesOnConditionCheckFailure supported?)"
+                            .into(),
                 })?;
                 Ok(Claim::Existing(existing))
             }

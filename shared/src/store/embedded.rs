@@ -112,11 +112,7 @@ impl EmbeddedStore {
     /// Opens (creating if needed) the database in `state_dir`.
     pub fn open(state_dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         let state_dir = state_dir.as_ref().to_path_buf();
-        let fail = |cause: String| StoreError {
-            store: format!("embedded store at {}", state_dir.display()),
-            operation: "open",
-            cause,
-        };
+        let fail = |cause: String| StoreError { store: format!("embedded store at {}", state_dir.display()), operation: "open", cause };
         std::fs::create_dir_all(&state_dir).map_err(|e| fail(format!("cannot create the state directory: {e}")))?;
         let mut connection = Connection::open(state_dir.join(DATABASE_FILE)).map_err(|e| fail(e.to_string()))?;
         connection.busy_timeout(BUSY_TIMEOUT).map_err(|e| fail(e.to_string()))?;
@@ -133,7 +129,11 @@ impl EmbeddedStore {
     /// seeding and reads. It blocks: on a multi-threaded runtime the worker hands its other
     /// tasks to another thread first (`block_in_place`), so the wait for the connection (held
     /// by a group waiting for a lock, say) stalls no other record.
-    pub fn with_connection<T>(&self, operation: &'static str, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+    pub fn with_connection<T>(
+        &self,
+        operation: &'static str,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
         let run = || {
             let mut connection = self.inner.lock_connection();
             f(&mut connection).map_err(|e| self.inner.error(operation, e))
@@ -313,18 +313,18 @@ fn read_record(transaction: &Connection, id: &str) -> rusqlite::Result<Option<Id
              FROM idempotency WHERE id = ?1",
         )?
         .query_row([id], |row| {
-                let status: String = row.get(1)?;
-                let result: Option<String> = row.get(5)?;
-                Ok(IdempotencyRecord {
-                    id: row.get(0)?,
-                    status: Status::parse(&status).unwrap_or(Status::InProgress),
-                    expiration: row.get(2)?,
-                    in_progress_expiration: row.get(3)?,
-                    payload_hash: row.get(4)?,
-                    result: result.and_then(|text| serde_json::from_str(&text).ok()),
-                    updated_at: row.get(6)?,
-                    claim_token: row.get(7)?,
-                })
+            let status: String = row.get(1)?;
+            let result: Option<String> = row.get(5)?;
+            Ok(IdempotencyRecord {
+                id: row.get(0)?,
+                status: Status::parse(&status).unwrap_or(Status::InProgress),
+                expiration: row.get(2)?,
+                in_progress_expiration: row.get(3)?,
+                payload_hash: row.get(4)?,
+                result: result.and_then(|text| serde_json::from_str(&text).ok()),
+                updated_at: row.get(6)?,
+                claim_token: row.get(7)?,
+            })
         })
         .optional()
 }

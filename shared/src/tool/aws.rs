@@ -63,15 +63,9 @@ pub(super) fn check_body(index: usize, text: &str, limit: BodyLimit) -> Result<(
         return Err(BadInput(format!("body {index} is empty: SQS and SNS need at least one character")));
     }
     if text.len() > limit.bytes {
-        return Err(BadInput(format!(
-            "body {index} is {} bytes, over the {}-byte {}",
-            text.len(),
-            limit.bytes,
-            limit.what
-        )));
+        return Err(BadInput(format!("body {index} is {} bytes, over the {}-byte {}", text.len(), limit.bytes, limit.what)));
     }
-    let allowed =
-        |c: char| matches!(c, '\u{9}' | '\u{A}' | '\u{D}' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..);
+    let allowed = |c: char| matches!(c, '\u{9}' | '\u{A}' | '\u{D}' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..);
     if let Some(bad) = text.chars().find(|c| !allowed(*c)) {
         return Err(BadInput(format!("body {index} holds the character U+{:04X}, which SQS does not accept", bad as u32)));
     }
@@ -168,10 +162,7 @@ pub(super) fn parse_arn(arn: &str) -> Option<Arn<'_>> {
 
 /// A queue's attributes (all of them: asking for one by name fails on APIs that do not know it,
 /// as moto does with `RedriveAllowPolicy`).
-pub(super) async fn queue_attributes(
-    client: &aws_sdk_sqs::Client,
-    url: &str,
-) -> anyhow::Result<std::collections::HashMap<String, String>> {
+pub(super) async fn queue_attributes(client: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<std::collections::HashMap<String, String>> {
     use aws_sdk_sqs::types::QueueAttributeName;
     let output = client
         .get_queue_attributes()

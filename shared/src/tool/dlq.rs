@@ -176,11 +176,7 @@ async fn restore(client: &Client, url: &str, held: &BTreeMap<String, String>) ->
             .iter()
             .enumerate()
             .map(|(i, handle)| {
-                ChangeMessageVisibilityBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(*handle)
-                    .visibility_timeout(0)
-                    .build()
+                ChangeMessageVisibilityBatchRequestEntry::builder().id(i.to_string()).receipt_handle(*handle).visibility_timeout(0).build()
             })
             .collect::<Result<Vec<_>, _>>()?;
         match client.change_message_visibility_batch().queue_url(url).set_entries(Some(entries)).send().await {
@@ -210,8 +206,7 @@ fn describe_message(message: &Message) -> Value {
     let time = |name| system_attribute(message, &name).and_then(|ms| ms.parse::<i64>().ok()).map(aws::rfc3339_ms);
     let mut shown = Map::new();
     shown.insert("messageId".into(), message.message_id().unwrap_or_default().into());
-    let count =
-        system_attribute(message, &MessageSystemAttributeName::ApproximateReceiveCount).and_then(|c| c.parse::<u64>().ok());
+    let count = system_attribute(message, &MessageSystemAttributeName::ApproximateReceiveCount).and_then(|c| c.parse::<u64>().ok());
     shown.insert("receiveCount".into(), count.into());
     shown.insert("firstReceivedAt".into(), time(MessageSystemAttributeName::ApproximateFirstReceiveTimestamp).into());
     shown.insert("sentAt".into(), time(MessageSystemAttributeName::SentTimestamp).into());
@@ -252,12 +247,9 @@ async fn redrive(client: &Client, args: RedriveArgs) -> anyhow::Result<ExitCode>
     }
     if aws::is_fifo(from) != aws::is_fifo(&to) {
         let kind = |url: &str| if aws::is_fifo(url) { "a FIFO queue" } else { "a standard queue" };
-        return Err(BadInput(format!(
-            "{from} is {} but {to} is {}: a redrive needs two queues of the same type",
-            kind(from),
-            kind(&to)
-        ))
-        .into());
+        return Err(
+            BadInput(format!("{from} is {} but {to} is {}: a redrive needs two queues of the same type", kind(from), kind(&to))).into()
+        );
     }
     let to_attributes = aws::queue_attributes(client, &to).await?;
     let to_arn = to_attributes.get(QueueAttributeName::QueueArn.as_str()).cloned().unwrap_or_default();
@@ -278,8 +270,7 @@ async fn redrive(client: &Client, args: RedriveArgs) -> anyhow::Result<ExitCode>
     if args.max.is_none() && !args.manual {
         match move_task(client, &dlq_arn, &to_arn).await? {
             MoveTask::Done { moved, handle } => {
-                let report =
-                    json!({"moved": moved, "from": from, "to": to, "method": "StartMessageMoveTask", "taskHandle": handle});
+                let report = json!({"moved": moved, "from": from, "to": to, "method": "StartMessageMoveTask", "taskHandle": handle});
                 print_json(&report)?;
                 return Ok(ExitCode::SUCCESS);
             }
@@ -379,9 +370,7 @@ async fn source_queue(client: &Client, dlq: &str, attributes: &HashMap<String, S
         .filter_map(|arn| arn.as_str().map(str::to_owned))
         .collect();
     if let [arn] = allowed.as_slice() {
-        return aws::queue_url_of(client, arn)
-            .await
-            .map_err(|e| e.context(format!("the RedriveAllowPolicy of {dlq} names {arn}")));
+        return aws::queue_url_of(client, arn).await.map_err(|e| e.context(format!("the RedriveAllowPolicy of {dlq} names {arn}")));
     }
     let sources = match client.list_dead_letter_source_queues().queue_url(dlq).send().await {
         Ok(output) => output.queue_urls,
@@ -426,8 +415,8 @@ enum Direction {
 }
 
 fn direction(from: &QueueInfo<'_>, to: &QueueInfo<'_>) -> Direction {
-    let target = policy(to, QueueAttributeName::RedrivePolicy)
-        .and_then(|redrive| redrive["deadLetterTargetArn"].as_str().map(str::to_owned));
+    let target =
+        policy(to, QueueAttributeName::RedrivePolicy).and_then(|redrive| redrive["deadLetterTargetArn"].as_str().map(str::to_owned));
     if target.as_deref() == Some(from.arn) {
         return Direction::Allowed;
     }
@@ -552,10 +541,7 @@ mod tests {
             (url, arn, attributes)
         };
         let check = |from: &(&str, &str, HashMap<String, String>), to: &(&str, &str, HashMap<String, String>)| {
-            direction(
-                &QueueInfo { url: from.0, arn: from.1, attributes: &from.2 },
-                &QueueInfo { url: to.0, arn: to.1, attributes: &to.2 },
-            )
+            direction(&QueueInfo { url: from.0, arn: from.1, attributes: &from.2 }, &QueueInfo { url: to.0, arn: to.1, attributes: &to.2 })
         };
         let by_queue = |arns: &[&str]| json!({"redrivePermission": "byQueue", "sourceQueueArns": arns});
         let dlq = queue("u:dlq", "a:dlq", &[(QueueAttributeName::RedriveAllowPolicy, by_queue(&["a:live"]))]);
@@ -563,12 +549,18 @@ mod tests {
         let other = queue("u:other", "a:other", &[]);
 
         assert_eq!(check(&dlq, &live), Direction::Allowed, "the destination's RedrivePolicy names the DLQ");
-        assert_eq!(check(&dlq, &other), Direction::Refused(
-            "the RedrivePolicy of u:other names no dead-letter queue, and the RedriveAllowPolicy of u:dlq allows only a:live".into()
-        ));
-        assert_eq!(check(&live, &dlq), Direction::Refused(
-            "the RedrivePolicy of u:dlq names no dead-letter queue, and the RedriveAllowPolicy of u:live is not set".into()
-        ));
+        assert_eq!(
+            check(&dlq, &other),
+            Direction::Refused(
+                "the RedrivePolicy of u:other names no dead-letter queue, and the RedriveAllowPolicy of u:dlq allows only a:live".into()
+            )
+        );
+        assert_eq!(
+            check(&live, &dlq),
+            Direction::Refused(
+                "the RedrivePolicy of u:dlq names no dead-letter queue, and the RedriveAllowPolicy of u:live is not set".into()
+            )
+        );
         assert_eq!(check(&other, &live), Direction::Refused(
             "the RedrivePolicy of u:live names a:dlq as its dead-letter queue, not a:other, and the RedriveAllowPolicy of u:other is not set".into()
         ));

@@ -50,8 +50,7 @@ pub(super) async fn run(args: EventArgs) -> anyhow::Result<ExitCode> {
             (format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}"), args.fifo)
         }
     };
-    let region =
-        aws::parse_arn(&arn).map(|parts| parts.region.to_owned()).filter(|r| !r.is_empty()).unwrap_or_else(|| REGION.to_owned());
+    let region = aws::parse_arn(&arn).map(|parts| parts.region.to_owned()).filter(|r| !r.is_empty()).unwrap_or_else(|| REGION.to_owned());
     let bodies = aws::load_bodies(&args.file)?;
     if bodies.is_empty() {
         return Err(BadInput(format!("{} holds no bodies: an SQS event has at least one record", origin(&args.file))).into());
@@ -61,8 +60,7 @@ pub(super) async fn run(args: EventArgs) -> anyhow::Result<ExitCode> {
         aws::check_body(index, text, aws::EVENT_LIMIT)?;
     }
     let sent = now_ms();
-    let records: Vec<Value> =
-        texts.iter().enumerate().map(|(index, text)| record(index, text, &arn, &region, fifo, sent)).collect();
+    let records: Vec<Value> = texts.iter().enumerate().map(|(index, text)| record(index, text, &arn, &region, fifo, sent)).collect();
     crate::output::print_json_pretty(&json!({ "Records": records }))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -65,8 +65,7 @@ fn parameter(text: &str) -> Result<(String, String), String> {
 }
 
 /// Variables that point the SDK at a local API.
-const ENDPOINT_VARIABLES: [&str; 4] =
-    ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_SNS", "AWS_ENDPOINT_URL_DYNAMODB"];
+const ENDPOINT_VARIABLES: [&str; 4] = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_SNS", "AWS_ENDPOINT_URL_DYNAMODB"];
 
 /// Queue properties that are queue attributes of the same name.
 const QUEUE_ATTRIBUTES: [&str; 10] = [
@@ -87,8 +86,7 @@ const TOPIC_ATTRIBUTES: [&str; 6] =
     ["ContentBasedDeduplication", "DisplayName", "FifoThroughputScope", "KmsMasterKeyId", "SignatureVersion", "TracingConfig"];
 
 /// Subscription properties that are subscription attributes; the policies are JSON documents.
-const SUBSCRIPTION_ATTRIBUTES: [&str; 5] =
-    ["RawMessageDelivery", "FilterPolicyScope", "RedrivePolicy", "FilterPolicy", "DeliveryPolicy"];
+const SUBSCRIPTION_ATTRIBUTES: [&str; 5] = ["RawMessageDelivery", "FilterPolicyScope", "RedrivePolicy", "FilterPolicy", "DeliveryPolicy"];
 
 /// What the run did, printed on stdout.
 #[derive(Default)]
@@ -128,11 +126,9 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         && args.stack.starts_with(|c: char| c.is_ascii_alphabetic())
         && args.stack.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
     if !valid_stack {
-        return Err(BadInput(format!(
-            "--stack {}: a stack name is a letter, then letters, digits and hyphens (128 at most)",
-            args.stack
-        ))
-        .into());
+        return Err(
+            BadInput(format!("--stack {}: a stack name is a letter, then letters, digits and hyphens (128 at most)", args.stack)).into()
+        );
     }
     let template = template::load(&args.template)?;
     let config = aws::config().await;
@@ -156,11 +152,7 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             continue;
         }
         match kind {
-            "AWS::SNS::Topic"
-            | "AWS::SQS::Queue"
-            | "AWS::SQS::QueuePolicy"
-            | "AWS::SNS::Subscription"
-            | "AWS::DynamoDB::Table" => {
+            "AWS::SNS::Topic" | "AWS::SQS::Queue" | "AWS::SQS::QueuePolicy" | "AWS::SNS::Subscription" | "AWS::DynamoDB::Table" => {
                 by_type.entry(kind).or_default().push((id, resource));
             }
             _ => {
@@ -178,21 +170,16 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         create_queue(&clients, &mut resolver, &mut report, id, resource).await.map_err(|e| e.context(format!("queue {id}")))?;
     }
     for (id, resource) in of("AWS::SQS::Queue") {
-        configure_queue(&clients, &resolver, &mut report, &args, id, resource)
-            .await
-            .map_err(|e| e.context(format!("queue {id}")))?;
+        configure_queue(&clients, &resolver, &mut report, &args, id, resource).await.map_err(|e| e.context(format!("queue {id}")))?;
     }
     for (id, resource) in of("AWS::SQS::QueuePolicy") {
-        queue_policy(&clients, &mut resolver, &mut report, id, resource)
-            .await
-            .map_err(|e| e.context(format!("queue policy {id}")))?;
+        queue_policy(&clients, &mut resolver, &mut report, id, resource).await.map_err(|e| e.context(format!("queue policy {id}")))?;
     }
     for (id, resource) in of("AWS::SNS::Topic") {
         let inline = resource["Properties"]["Subscription"].as_array().cloned().unwrap_or_default();
         for (n, subscription) in inline.iter().enumerate() {
             let name = format!("{id}.Subscription[{n}]");
-            let properties =
-                json!({"TopicArn": {"Ref": id}, "Protocol": subscription["Protocol"], "Endpoint": subscription["Endpoint"]});
+            let properties = json!({"TopicArn": {"Ref": id}, "Protocol": subscription["Protocol"], "Endpoint": subscription["Endpoint"]});
             subscribe(&clients, &mut resolver, &mut report, &name, &properties)
                 .await
                 .map_err(|e| e.context(format!("subscription {name}")))?;
@@ -249,9 +236,7 @@ fn required(resolver: &Resolver, id: &str, property: &str, value: &Value) -> any
 /// The resource's name: its name property, or `<stack>-<LogicalId>` (with `.fifo` for FIFO).
 fn resource_name(resolver: &Resolver, id: &str, resource: &Value, property: &str, fifo: bool) -> anyhow::Result<String> {
     match resource["Properties"].get(property) {
-        Some(value) => {
-            Ok(scalar_text(&required(resolver, id, property, value)?).map_err(|e| BadInput(format!("{id}.{property}: {e}")))?)
-        }
+        Some(value) => Ok(scalar_text(&required(resolver, id, property, value)?).map_err(|e| BadInput(format!("{id}.{property}: {e}")))?),
         None => Ok(format!("{}-{id}{}", resolver.stack, if fifo { ".fifo" } else { "" })),
     }
 }
@@ -314,8 +299,7 @@ async fn create_topic(
         }
     }
     report.topics.insert(id.to_owned(), arn.clone());
-    let attributes =
-        HashMap::from([("TopicArn".to_owned(), Value::from(arn.as_str())), ("TopicName".to_owned(), Value::from(name))]);
+    let attributes = HashMap::from([("TopicArn".to_owned(), Value::from(arn.as_str())), ("TopicName".to_owned(), Value::from(name))]);
     resolver.created(id, Value::from(arn), attributes);
     Ok(())
 }
@@ -410,12 +394,10 @@ async fn configure_queue(
                 attributes.insert(property.clone(), resolved.to_string());
             }
             "VisibilityTimeout" => {
-                attributes
-                    .insert(property.clone(), scalar_text(&resolved).map_err(|e| BadInput(format!("{id}.{property}: {e}")))?);
+                attributes.insert(property.clone(), scalar_text(&resolved).map_err(|e| BadInput(format!("{id}.{property}: {e}")))?);
             }
             name if QUEUE_ATTRIBUTES.contains(&name) => {
-                attributes
-                    .insert(property.clone(), scalar_text(&resolved).map_err(|e| BadInput(format!("{id}.{property}: {e}")))?);
+                attributes.insert(property.clone(), scalar_text(&resolved).map_err(|e| BadInput(format!("{id}.{property}: {e}")))?);
             }
             other => report.ignore(id, format!("{other}: not applied locally")),
         }
@@ -490,13 +472,7 @@ async fn subscribe(
         }
     };
     if protocol != "sqs" {
-        skip(
-            resolver,
-            report,
-            id,
-            "AWS::SNS::Subscription",
-            format!("protocol {protocol}: only sqs subscriptions are created locally"),
-        );
+        skip(resolver, report, id, "AWS::SNS::Subscription", format!("protocol {protocol}: only sqs subscriptions are created locally"));
         return Ok(());
     }
     let mut existing = None;
@@ -573,10 +549,7 @@ async fn subscribe(
         };
         let unchanged = current.get(property.as_str()).is_some_and(|now| {
             now.eq_ignore_ascii_case(&wanted)
-                || serde_json::from_str::<Value>(now)
-                    .ok()
-                    .zip(serde_json::from_str::<Value>(&wanted).ok())
-                    .is_some_and(|(a, b)| a == b)
+                || serde_json::from_str::<Value>(now).ok().zip(serde_json::from_str::<Value>(&wanted).ok()).is_some_and(|(a, b)| a == b)
         }) || (wanted == "false" && !current.contains_key(property.as_str()));
         if !unchanged {
             clients
@@ -641,8 +614,7 @@ async fn create_table(
                 request = request.billing_mode(BillingMode::PayPerRequest);
             } else {
                 let throughput = resolver.resolve(&properties["ProvisionedThroughput"]).ok().flatten().unwrap_or(Value::Null);
-                let units =
-                    |name: &str| throughput.get(name).and_then(|v| scalar_text(v).ok()).and_then(|v| v.parse().ok()).unwrap_or(5);
+                let units = |name: &str| throughput.get(name).and_then(|v| scalar_text(v).ok()).and_then(|v| v.parse().ok()).unwrap_or(5);
                 request = request.billing_mode(BillingMode::Provisioned).provisioned_throughput(
                     ProvisionedThroughput::builder()
                         .read_capacity_units(units("ReadCapacityUnits"))
@@ -696,9 +668,7 @@ async fn create_table(
                     dynamodb
                         .update_time_to_live()
                         .table_name(&name)
-                        .time_to_live_specification(
-                            TimeToLiveSpecification::builder().attribute_name(&attribute).enabled(true).build()?,
-                        )
+                        .time_to_live_specification(TimeToLiveSpecification::builder().attribute_name(&attribute).enabled(true).build()?)
                         .send()
                         .await
                         .map_err(|e| anyhow::anyhow!("cannot enable TTL on {name}: {}", describe(e)))?;
@@ -709,15 +679,8 @@ async fn create_table(
         }
     }
     for property in properties.as_object().into_iter().flatten().map(|(p, _)| p) {
-        let handled = [
-            "TableName",
-            "AttributeDefinitions",
-            "KeySchema",
-            "BillingMode",
-            "ProvisionedThroughput",
-            "TimeToLiveSpecification",
-            "Tags",
-        ];
+        let handled =
+            ["TableName", "AttributeDefinitions", "KeySchema", "BillingMode", "ProvisionedThroughput", "TimeToLiveSpecification", "Tags"];
         if !handled.contains(&property.as_str()) {
             report.ignore(id, format!("{property}: not applied locally"));
         }
@@ -829,11 +792,7 @@ fn print_report(resolver: &Resolver, report: &Report, endpoint: &str) -> Result<
     print_json_pretty(&stdout)?;
 
     let mut lines = vec![
-        format!(
-            "# stack {} on {endpoint}: {} resource(s) created, the rest already existed",
-            resolver.stack,
-            report.created.len()
-        ),
+        format!("# stack {} on {endpoint}: {} resource(s) created, the rest already existed", resolver.stack, report.created.len()),
         format!("export AWS_ENDPOINT_URL={endpoint}"),
         format!("export AWS_REGION={}", resolver.region),
     ];

@@ -100,8 +100,7 @@ impl Target {
                     }
                     request = request.publish_batch_request_entries(built.build()?);
                 }
-                let output =
-                    request.send().await.map_err(|e| anyhow::anyhow!("PublishBatch to {arn} failed: {}", describe(e)))?;
+                let output = request.send().await.map_err(|e| anyhow::anyhow!("PublishBatch to {arn} failed: {}", describe(e)))?;
                 let mut outcome = BatchOutcome::default();
                 for ok in output.successful() {
                     if let (Some(id), Some(message_id)) = (ok.id(), ok.message_id()) {
@@ -128,8 +127,7 @@ impl Target {
                     }
                     request = request.entries(built.build()?);
                 }
-                let output =
-                    request.send().await.map_err(|e| anyhow::anyhow!("SendMessageBatch to {url} failed: {}", describe(e)))?;
+                let output = request.send().await.map_err(|e| anyhow::anyhow!("SendMessageBatch to {url} failed: {}", describe(e)))?;
                 let mut outcome = BatchOutcome::default();
                 for ok in output.successful() {
                     outcome.sent.push((parse_id(ok.id())?, ok.message_id().to_owned()));

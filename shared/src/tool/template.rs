@@ -186,8 +186,7 @@ impl<'t> Resolver<'t> {
         if depth > 32 {
             return Err(format!("condition {name} refers to itself"));
         }
-        let definition =
-            self.template["Conditions"].get(name).ok_or_else(|| format!("the template declares no condition {name}"))?;
+        let definition = self.template["Conditions"].get(name).ok_or_else(|| format!("the template declares no condition {name}"))?;
         self.truth(definition, depth + 1)
     }
 
@@ -289,8 +288,7 @@ impl<'t> Resolver<'t> {
                     return Err(format!("Fn::FindInMap expects [map, key, key], not {items}"));
                 };
                 let keys: Vec<String> = items[..3].iter().map(scalar_text).collect::<Result<_, _>>()?;
-                let found =
-                    self.template["Mappings"].get(&keys[0]).and_then(|map| map.get(&keys[1])).and_then(|map| map.get(&keys[2]));
+                let found = self.template["Mappings"].get(&keys[0]).and_then(|map| map.get(&keys[1])).and_then(|map| map.get(&keys[2]));
                 match (found, items.get(3)) {
                     (Some(found), _) => Ok(Some(found.clone())),
                     (None, Some(default)) => Ok(default.get("DefaultValue").cloned()),
@@ -306,8 +304,7 @@ impl<'t> Resolver<'t> {
             }
             "Fn::Select" => {
                 let [index, items] = <[Value; 2]>::try_from(list(2)?).expect("two values");
-                let index: usize =
-                    scalar_text(&index)?.parse().map_err(|_| format!("Fn::Select index {index} is not a number"))?;
+                let index: usize = scalar_text(&index)?.parse().map_err(|_| format!("Fn::Select index {index} is not a number"))?;
                 let items = items.as_array().ok_or("Fn::Select expects a list")?;
                 items.get(index).cloned().map(Some).ok_or_else(|| format!("Fn::Select index {index} is past the list's end"))
             }
@@ -317,8 +314,7 @@ impl<'t> Resolver<'t> {
                 Ok(Some(Value::Array(text.split(delimiter.as_str()).map(|part| Value::String(part.to_owned())).collect())))
             }
             "Fn::If" => {
-                let items =
-                    argument.as_array().filter(|items| items.len() == 3).ok_or("Fn::If expects [condition, then, else]")?;
+                let items = argument.as_array().filter(|items| items.len() == 3).ok_or("Fn::If expects [condition, then, else]")?;
                 let name = items[0].as_str().ok_or("Fn::If expects a condition name")?;
                 let branch = if self.condition(name, depth)? { &items[1] } else { &items[2] };
                 self.evaluate(branch, depth)
@@ -364,10 +360,7 @@ impl<'t> Resolver<'t> {
             }
             "AWS::StackId" => {
                 let account = self.account.as_deref().unwrap_or("000000000000");
-                return text(&format!(
-                    "arn:{}:cloudformation:{}:{account}:stack/{}/local",
-                    self.partition, self.region, self.stack
-                ));
+                return text(&format!("arn:{}:cloudformation:{}:{account}:stack/{}/local", self.partition, self.region, self.stack));
             }
             _ => {}
         }
@@ -543,10 +536,7 @@ Resources:
             template["Resources"]["Queue"]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"],
             serde_json::json!({"Fn::GetAtt": ["Dlq", "Arn"]})
         );
-        assert_eq!(
-            template["Resources"]["Dlq"]["Properties"]["QueueName"],
-            serde_json::json!({"Fn::Sub": "${AWS::StackName}-dlq"})
-        );
+        assert_eq!(template["Resources"]["Dlq"]["Properties"]["QueueName"], serde_json::json!({"Fn::Sub": "${AWS::StackName}-dlq"}));
     }
 
     #[test]

@@ -23,7 +23,8 @@ pub fn seed(ci_seed: [u8; 32]) -> ([u8; 32], &'static str) {
 }
 
 fn parse(hex: &str) -> [u8; 32] {
-    let bytes: Option<Vec<u8>> = (0..hex.len()).step_by(2).map(|i| hex.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok())).collect();
+    let bytes: Option<Vec<u8>> =
+        (0..hex.len()).step_by(2).map(|i| hex.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok())).collect();
     bytes
         .and_then(|bytes| bytes.try_into().ok())
         .unwrap_or_else(|| panic!("SQS_KIT_MODEL_SEED must be 64 hex digits (32 bytes), as a run prints it; got {hex:?}"))

@@ -51,8 +51,12 @@ pub struct StoreCase {
 }
 
 pub fn store_case() -> impl Strategy<Value = StoreCase> {
-    (any::<bool>(), 0i64..3, 0i64..4000, probe(5000))
-        .prop_map(|(completed, expiration_s, in_progress_ms, probe)| StoreCase { completed, expiration_s, in_progress_ms, probe })
+    (any::<bool>(), 0i64..3, 0i64..4000, probe(5000)).prop_map(|(completed, expiration_s, in_progress_ms, probe)| StoreCase {
+        completed,
+        expiration_s,
+        in_progress_ms,
+        probe,
+    })
 }
 
 /// The first instant (epoch milliseconds) at which `record` no longer blocks a claim.
@@ -134,7 +138,8 @@ pub async fn check_store(store: &dyn IdempotencyStore, id: &str, case: &StoreCas
     }
 
     write(store, &first_use(&committed_id, case, start), start).await?;
-    let commit = store.commit(&second_use(&committed_id, Status::Completed, at, start), Vec::new(), now, Now::from_millis(start + 120_000)).await;
+    let commit =
+        store.commit(&second_use(&committed_id, Status::Completed, at, start), Vec::new(), now, Now::from_millis(start + 120_000)).await;
     match commit {
         Ok(()) if lapsed => Ok(()),
         Err(CommitFailure::ClaimLost(_)) if !lapsed => Ok(()),

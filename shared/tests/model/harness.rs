@@ -12,12 +12,10 @@ use serde_json::Value;
 use sqs_kit::batch::{BatchError, BatchReport};
 use sqs_kit::handler::{Record, RecordFuture};
 use sqs_kit::idempotency::{IdempotencyRecord, Now};
-use sqs_kit::store::{
-    BusinessWrite, Claim, ClaimWriteFailure, CommitFailure, EmbeddedStore, IdempotencyStore, MemoryStore, StoreError,
-};
+use sqs_kit::store::{BusinessWrite, Claim, ClaimWriteFailure, CommitFailure, EmbeddedStore, IdempotencyStore, MemoryStore, StoreError};
 use sqs_kit::{
-    handler_fn, typed, BatchConfig, BatchProcessor, IdempotencyConfig, Idempotent, InvocationContext, Outcome, RecordContext,
-    RecordError, RecordService,
+    handler_fn, typed, BatchConfig, BatchProcessor, IdempotencyConfig, Idempotent, InvocationContext, Outcome, RecordContext, RecordError,
+    RecordService,
 };
 
 use crate::reference::{self, PANIC_MESSAGE, PERMANENT_REASON, TRANSIENT_REASON};
@@ -339,11 +337,19 @@ impl Harness {
         let prior = reference::prior_completions(scenario, idempotency);
         if !prior.is_empty() {
             let earlier = if idempotency.warm { processor.clone() } else { BatchProcessor::new(layer(), config) };
-            let records = prior.iter().map(|(prior, _)| crate::common::record(&prior.message_id, &scenario.body_text(crate::scenario::Body::Json(prior.payload)))).collect();
+            let records = prior
+                .iter()
+                .map(|(prior, _)| crate::common::record(&prior.message_id, &scenario.body_text(crate::scenario::Body::Json(prior.payload))))
+                .collect();
             let invocation = InvocationContext::with_remaining(function.as_str(), "model-earlier", Duration::from_secs(30));
             let report = self.block_on(earlier.process(crate::common::event(records), invocation)).expect("the earlier batch is valid");
             for record in &report.records {
-                assert!(matches!(record.outcome, Outcome::Processed(_)), "the earlier delivery {} did not complete: {}", record.message_id, record.outcome);
+                assert!(
+                    matches!(record.outcome, Outcome::Processed(_)),
+                    "the earlier delivery {} did not complete: {}",
+                    record.message_id,
+                    record.outcome
+                );
             }
             trace.take();
         }

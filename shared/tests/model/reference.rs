@@ -107,10 +107,9 @@ fn hold_back(scenario: &Scenario, index: usize) -> Skip {
     let failed_message_id = record.message_id.clone();
     match scenario.failure_mode {
         FifoFailureMode::StopBatch => Skip::BatchStopped { failed_message_id },
-        FifoFailureMode::HoldBackGroup => Skip::GroupHeldBack {
-            group: format!("g{}", record.group.expect("every FIFO record has a group")),
-            failed_message_id,
-        },
+        FifoFailureMode::HoldBackGroup => {
+            Skip::GroupHeldBack { group: format!("g{}", record.group.expect("every FIFO record has a group")), failed_message_id }
+        }
     }
 }
 
@@ -180,9 +179,7 @@ pub fn gate(scenario: &Scenario) -> HashMap<String, (String, usize)> {
         .records
         .iter()
         .filter_map(|record| match record.body {
-            Body::Json(payload) => {
-                Some((record.message_id.clone(), idempotency_key(idempotency, &record.message_id, payload).ok()?))
-            }
+            Body::Json(payload) => Some((record.message_id.clone(), idempotency_key(idempotency, &record.message_id, payload).ok()?)),
             Body::NotJson => None,
         })
         .collect();
@@ -335,7 +332,10 @@ fn keyed_allowed(
                 }
             }
             if state != KeyState::Free {
-                return Err(format!("record {} ran the handler of key {key} though the key was {state:?}: a duplicate ran", run.message_id));
+                return Err(format!(
+                    "record {} ran the handler of key {key} though the key was {state:?}: a duplicate ran",
+                    run.message_id
+                ));
             }
             if !ran.insert(index) {
                 return Err(format!("record {} ran the handler twice", run.message_id));
@@ -410,7 +410,12 @@ pub fn check(scenario: &Scenario, observation: &Observation) -> Result<(), Strin
         return Err(format!("the report names {reported:?}, the batch was {ids:?}"));
     }
     let index_of: HashMap<&str, usize> = ids.iter().enumerate().map(|(index, id)| (*id, index)).collect();
-    if let Some(stranger) = observation.intervals.keys().chain(observation.runs.iter().map(|run| &run.message_id)).find(|id| !index_of.contains_key(id.as_str())) {
+    if let Some(stranger) = observation
+        .intervals
+        .keys()
+        .chain(observation.runs.iter().map(|run| &run.message_id))
+        .find(|id| !index_of.contains_key(id.as_str()))
+    {
         return Err(format!("the service saw a record {stranger} that is not in the batch"));
     }
     let allowed = match &scenario.idempotency {
@@ -433,7 +438,11 @@ pub fn check(scenario: &Scenario, observation: &Observation) -> Result<(), Strin
             let expected = if let Some(skip) = &held_back {
                 reaches_service = false;
                 vec![Expect::Skipped(skip.clone())]
-            } else if out_of_time || (matches!(scenario.deadline, Deadline::Cut { .. }) && entered.is_none() && matches!(outcome, Outcome::NotAttempted(Skip::Deadline { .. }))) {
+            } else if out_of_time
+                || (matches!(scenario.deadline, Deadline::Cut { .. })
+                    && entered.is_none()
+                    && matches!(outcome, Outcome::NotAttempted(Skip::Deadline { .. })))
+            {
                 // Time only runs out: once a record of a lane is skipped for the deadline, the
                 // rest of the lane is too.
                 out_of_time = true;

@@ -279,7 +279,11 @@ fn failure_mode() -> impl Strategy<Value = FifoFailureMode> {
 
 /// Records of `queue`: message ids `m0`, `m1`, ..., one of them sometimes empty; groups on
 /// every FIFO record, on some records of a fair queue, on none of a standard queue.
-fn records(queue: Queue, count: std::ops::RangeInclusive<usize>, body: impl Strategy<Value = Body>) -> impl Strategy<Value = Vec<RecordSpec>> {
+fn records(
+    queue: Queue,
+    count: std::ops::RangeInclusive<usize>,
+    body: impl Strategy<Value = Body>,
+) -> impl Strategy<Value = Vec<RecordSpec>> {
     let drawn = vec((0u8..3, any::<bool>(), body), count);
     (drawn, prop::option::weighted(0.03, 0..MAX_RECORDS)).prop_map(move |(drawn, empty_id)| {
         drawn

@@ -34,10 +34,7 @@ impl Shipping {
     pub fn dynamodb(idempotency_table: &str, shipments_table: &str) -> Self {
         Self {
             store_args: vec!["--store".into(), "dynamodb".into()],
-            envs: vec![
-                ("IDEMPOTENCY_TABLE".into(), idempotency_table.into()),
-                ("SHIPMENTS_TABLE".into(), shipments_table.into()),
-            ],
+            envs: vec![("IDEMPOTENCY_TABLE".into(), idempotency_table.into()), ("SHIPMENTS_TABLE".into(), shipments_table.into())],
             scratch: tempfile::tempdir().unwrap(),
         }
     }
@@ -273,12 +270,15 @@ pub fn oversized_keys_and_items(shipping: &Shipping) {
     let run = shipping.replay_records("oversized.json", vec![long_id, large_address]);
     assert_eq!(failures(&run), ["long-order-id", "large-address"], "{run:?}");
     assert!(
-        outcome(&run, "long-order-id").contains("failed (permanent): the body is not a valid OrderEvent: field `orderId` is 102400 bytes long; at most 1008 are accepted"),
+        outcome(&run, "long-order-id").contains(
+            "failed (permanent): the body is not a valid OrderEvent: field `orderId` is 102400 bytes long; at most 1008 are accepted"
+        ),
         "{}",
         run.stderr
     );
     assert!(
-        outcome(&run, "large-address").contains("failed (permanent): the body is not a valid OrderEvent: the order's shippingAddress fields take"),
+        outcome(&run, "large-address")
+            .contains("failed (permanent): the body is not a valid OrderEvent: the order's shippingAddress fields take"),
         "{}",
         run.stderr
     );
