@@ -3,7 +3,7 @@
 //!
 //! Shared, without copies, by the libFuzzer targets (`fuzz/fuzz_targets/*.rs`, nightly,
 //! `scripts/fuzz`) and by the regression test that replays `fuzz/seeds/<target>/` and
-//! `fuzz/regressions/<target>/` on stable Rust (`shared/tests/fuzz_regressions.rs`); both
+//! `fuzz/regressions/<target>/` on stable Rust (`shared/sqs-kit/tests/fuzz_regressions.rs`); both
 //! include this file with `#[path = "..."] mod checks;`. It may use only crates that both
 //! have: `sqs_kit`, `orders` and `serde_json`.
 

@@ -5,6 +5,9 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// A Lambda Runtime API on 127.0.0.1, for running a function binary as Lambda does.
+pub mod runtime_api;
+
 /// The workspace root (the folder with `events/` and `template.yaml`).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the workspace").to_path_buf()
@@ -234,7 +237,10 @@ pub fn binary(name: &str) -> PathBuf {
     static BUILT: std::sync::Once = std::sync::Once::new();
     BUILT.call_once(|| {
         let mut build = Command::new(env!("CARGO"));
-        build.args(["build", "--quiet", "--bins", "-p", "sqs-kit", "-p", "email", "-p", "shipping", "-p", "inventory", "-p", "points"]);
+        build.args(["build", "--quiet", "--bins", "-p", "sqs-kit-cli", "-p", "email", "-p", "shipping", "-p", "inventory", "-p", "points"]);
+        // As the test build resolved them (every test dev-depends on fault injection), so that
+        // cargo reuses the binaries it built for the tests instead of building them again.
+        build.args(["--features", "sqs-kit/fault-injection"]);
         // The binaries must come from this test's own profile folder, built now, not left over.
         if !cfg!(debug_assertions) {
             build.arg("--release");
@@ -247,8 +253,22 @@ pub fn binary(name: &str) -> PathBuf {
     exe.parent().and_then(Path::parent).expect("a target directory").join(name)
 }
 
-/// Messages in a queue, visible or in flight.
-pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> usize {
+/// An example of a workspace package, built by cargo with the profile of the running test (and
+/// the features the test build resolved), for the tests that run it.
+pub fn example(package: &str, name: &str) -> PathBuf {
+    let mut build = Command::new(env!("CARGO"));
+    build.args(["build", "--quiet", "-p", package, "--example", name]);
+    if !cfg!(debug_assertions) {
+        build.arg("--release");
+    }
+    let status = build.current_dir(workspace_root()).status().expect("cargo runs");
+    assert!(status.success(), "building the example {name} of {package} failed");
+    let exe = std::env::current_exe().expect("the test's own path");
+    exe.parent().and_then(Path::parent).expect("a target directory").join("examples").join(name)
+}
+
+/// Messages in a queue: (visible, in flight), as SQS counts them.
+pub async fn queue_counts(sqs: &aws_sdk_sqs::Client, url: &str) -> (usize, usize) {
     use aws_sdk_sqs::types::QueueAttributeName;
     let attributes = sqs
         .get_queue_attributes()
@@ -260,7 +280,14 @@ pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> usize {
         .expect("the local AWS API answers")
         .attributes
         .unwrap_or_default();
-    attributes.values().filter_map(|n| n.parse::<usize>().ok()).sum()
+    let count = |name| attributes.get(&name).map(|n| n.parse().expect("SQS counts in whole numbers")).unwrap_or_default();
+    (count(QueueAttributeName::ApproximateNumberOfMessages), count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
+}
+
+/// Messages in a queue, visible or in flight.
+pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> usize {
+    let (visible, in_flight) = queue_counts(sqs, url).await;
+    visible + in_flight
 }
 
 /// What `sqs-kit local up` created from template.yaml, and how to run a function against it.
@@ -279,7 +306,7 @@ impl Topology {
             [
                 "local",
                 "up",
-                "--stack",
+                "--stack-name",
                 &stack,
                 "--visibility-timeout",
                 &visibility_timeout_s.to_string(),

@@ -31,8 +31,9 @@ struct Inputs {
 impl Inputs {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let files: [(&str, String); 5] = [
+        let files: [(&str, String); 6] = [
             ("empty.json", String::new()),
+            ("bodies.json", serde_json::json!([{"n": 1}]).to_string()),
             ("invalid.json", "{\"Records\": [".into()),
             ("shape.json", r#"{"orders": []}"#.into()),
             ("oversized.json", serde_json::json!({"Records": [{"messageId": "m", "body": "x".repeat(1024 * 1024 + 1)}]}).to_string()),
@@ -89,6 +90,7 @@ fn unreachable_endpoints_are_runtime_errors() {
     envs.extend(TABLES);
     let inputs = Inputs::new();
     let event = "events/inventory/clean-batch.json";
+    let bodies = inputs.path("bodies.json");
     let cases: Vec<(&str, Vec<&str>)> = vec![
         ("inventory", vec!["stock", "--store", "dynamodb"]),
         ("inventory", vec!["seed", "events/inventory/stock.json", "--store", "dynamodb"]),
@@ -98,7 +100,7 @@ fn unreachable_endpoints_are_runtime_errors() {
         ("inventory", vec!["poll", "--queue-url", "http://127.0.0.1:9/123456789012/q", "--state"]),
         ("sqs-kit", vec!["key", "show", "--store", "dynamodb", "email#x"]),
         ("sqs-kit", vec!["dlq", "peek", "--queue-url", "http://127.0.0.1:9/123456789012/q"]),
-        ("sqs-kit", vec!["publish", "--queue-url", "http://127.0.0.1:9/123456789012/q", "--count", "1"]),
+        ("sqs-kit", vec!["publish", "--queue-url", "http://127.0.0.1:9/123456789012/q", "--file", &bodies]),
     ];
     for (name, mut args) in cases {
         let state = inputs.state();
@@ -139,6 +141,10 @@ fn operator_commands_refuse_bad_input() {
         (vec!["event".into(), inputs.path("empty.json")], "is empty"),
         (vec!["event".into(), inputs.path("shape.json")], "expected shape"),
         (vec!["key".into(), "show".into(), "--bogus".into()], "unexpected argument '--bogus'"),
+        (
+            vec!["publish".into(), "--dry-run".into(), "--file".into(), inputs.path("bodies.json"), "--group-by".into(), "n".into()],
+            "invalid value 'n' for '--group-by <POINTER>'",
+        ),
     ];
     for (args, expected) in cases {
         let result = run(&binary("sqs-kit"), &args, &UNREACHABLE);

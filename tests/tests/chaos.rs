@@ -186,7 +186,11 @@ async fn chaos_loses_nothing_and_doubles_nothing() {
     let file = chaos.logs.path().join("bodies.json");
     std::fs::write(&file, Value::Array(bodies.clone()).to_string()).unwrap();
     let topic = chaos.topology.json["topics"]["OrdersTopic"].as_str().unwrap();
-    let published = run(&binary("sqs-kit"), ["publish", "--topic-arn", topic, "--file", file.to_str().unwrap()], &[]);
+    // As the pipeline publishes: in order per customer, the re-sent orders deduplicated by
+    // their eventId.
+    let publish =
+        ["publish", "--topic-arn", topic, "--file", file.to_str().unwrap(), "--group-by", "/customerId", "--dedup-by", "/eventId"];
+    let published = run(&binary("sqs-kit"), publish, &[]);
     assert_eq!(published.code, Some(0), "{published:?}");
 
     // Pollers, killed and restarted at random, and DynamoDB outages, until the queues drain.

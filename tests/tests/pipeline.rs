@@ -41,7 +41,10 @@ impl Pipeline {
         let file = self.dir.path().join(format!("bodies-{}.json", unique_name("p")));
         std::fs::write(&file, Value::Array(bodies.to_vec()).to_string()).unwrap();
         let topic = self.topology.json["topics"]["OrdersTopic"].as_str().unwrap();
-        let published = run(&binary("sqs-kit"), ["publish", "--topic-arn", topic, "--file", file.to_str().unwrap()], &[]);
+        // The pipeline's FIFO queues: in order per customer, each event once.
+        let publish =
+            ["publish", "--topic-arn", topic, "--file", file.to_str().unwrap(), "--group-by", "/customerId", "--dedup-by", "/eventId"];
+        let published = run(&binary("sqs-kit"), publish, &[]);
         assert_eq!(published.code, Some(0), "{published:?}");
         assert_eq!(published.json()["sent"], bodies.len());
     }

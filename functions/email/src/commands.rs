@@ -2,12 +2,10 @@
 //! `--store dynamodb`, what SES accepted, read from the function's completed idempotency
 //! records (SES keeps no list of sent mail that could be read back).
 
-use std::collections::HashMap;
-
-use aws_sdk_dynamodb::types::AttributeValue;
 use clap::Subcommand;
 use sqs_kit::idempotency::Status;
 use sqs_kit::runner::{self, StoreArgs};
+use sqs_kit::store::attributes::{s, sdk_error, text, Item};
 use sqs_kit::store::{Backend, DynamoDbStore};
 
 use crate::domain::SentMail;
@@ -36,6 +34,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 Backend::DynamoDb(store) => {
                     sent_through_ses(&store, &runner::local_function_name("email", function.as_deref(), "--function")).await?
                 }
+                other => return Err(other.unsupported("email").into()),
             };
             sqs_kit::output::print_json(&mails)?;
         }
@@ -54,21 +53,19 @@ async fn sent_through_ses(store: &DynamoDbStore, function: &str) -> anyhow::Resu
         .filter_expression("begins_with(#id, :prefix) AND #status = :completed")
         .expression_attribute_names("#id", "id")
         .expression_attribute_names("#status", "status")
-        .expression_attribute_values(":prefix", AttributeValue::S(prefix.clone()))
-        .expression_attribute_values(":completed", AttributeValue::S(Status::Completed.as_str().to_owned()))
+        .expression_attribute_values(":prefix", s(&prefix))
+        .expression_attribute_values(":completed", s(Status::Completed.as_str()))
         .consistent_read(true)
         .into_paginator()
         .items()
         .send();
     let mut mails = Vec::new();
     while let Some(item) = pages.next().await {
-        let item = item.map_err(|e| {
-            anyhow::anyhow!("cannot scan the idempotency table {}: {}", store.table(), aws_sdk_dynamodb::error::DisplayErrorContext(e))
-        })?;
+        let item = item.map_err(|e| anyhow::anyhow!("cannot scan the idempotency table {}: {}", store.table(), sdk_error(&e)))?;
         match sent_mail(&item) {
             Some(mail) => mails.push(mail),
             None => tracing::warn!(
-                id = item.get("id").and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or("?"),
+                id = text(&item, "id").unwrap_or("?"),
                 "skipping a record whose result is not a sent mail; is {prefix} the email function's prefix?"
             ),
         }
@@ -77,7 +74,6 @@ async fn sent_through_ses(store: &DynamoDbStore, function: &str) -> anyhow::Resu
     Ok(mails)
 }
 
-fn sent_mail(item: &HashMap<String, AttributeValue>) -> Option<SentMail> {
-    let result = item.get("result")?.as_s().ok()?;
-    serde_json::from_str(result).ok()
+fn sent_mail(item: &Item) -> Option<SentMail> {
+    serde_json::from_str(text(item, "result")?).ok()
 }

@@ -35,6 +35,7 @@ fn mailer(backend: &Backend) -> anyhow::Result<(Arc<dyn Mailer>, String)> {
             Arc::new(ses::SesMailer::new()),
             config::required(config::EMAIL_SENDER, "the From address of order e-mails, an address of a verified SES identity")?,
         ),
+        other => return Err(other.unsupported("email").into()),
     };
     domain::check_sender(&sender)?;
     Ok((mailer, sender))

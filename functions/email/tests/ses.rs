@@ -331,9 +331,11 @@ fn count_of(sent: &[Value], subject: &str) -> usize {
     sent.iter().filter(|mail| mail["subject"] == subject).count()
 }
 
-/// The idempotency claims of these runs lapse at their deadline, this long after they start.
+/// The idempotency claims of these runs lapse at their deadline, REMAINING_MS after the run
+/// sets it; a test that times the lapse from the spawn allows the process 600 ms to get there
+/// (on a loaded machine 100 ms was not always enough).
 const REMAINING_MS: &str = "4000";
-const CLAIM_LAPSE: Duration = Duration::from_millis(4100);
+const CLAIM_LAPSE: Duration = Duration::from_millis(4600);
 
 /// SES has no idempotency token: after a timeout, a dropped connection or a server error it
 /// may have taken the mail, so the SDK must not send it again. Only a refusal is retried.
@@ -417,7 +419,6 @@ async fn a_crash_before_ses_takes_the_mail_sends_it_once() {
     let one = edited_records(dir.path(), ORDER_THEN_CANCEL, 1, |_, _| {});
     let silent = FakeSes::start(None);
 
-    let started = Instant::now();
     let mut child = setup
         .command(&["replay", &one, "--remaining-ms", REMAINING_MS], &[("AWS_ENDPOINT_URL_SESV2", silent.url.as_str())])
         .stdout(std::process::Stdio::null())
@@ -425,6 +426,9 @@ async fn a_crash_before_ses_takes_the_mail_sends_it_once() {
         .spawn()
         .unwrap();
     silent.received.recv_timeout(Duration::from_secs(20)).expect("the send reaches SES");
+    // The run set its deadline before it sent, so its claim lapses at most REMAINING_MS from
+    // now: timed from the spawn instead, a slow start left the claim alive by a few ms.
+    let sent = Instant::now();
     child.kill().unwrap();
     child.wait().unwrap();
 
@@ -432,7 +436,7 @@ async fn a_crash_before_ses_takes_the_mail_sends_it_once() {
     assert_eq!(failures(&run).len(), 1, "the crashed run's claim holds until its deadline: {run:?}");
     assert!(setup.sent().is_empty());
 
-    std::thread::sleep(CLAIM_LAPSE.saturating_sub(started.elapsed()));
+    std::thread::sleep(CLAIM_LAPSE.saturating_sub(sent.elapsed()));
     let run = setup.replay(&one);
     assert_eq!(failures(&run), Vec::<String>::new(), "{}", run.stderr);
     assert_eq!(count_of(&setup.sent(), "Your order ORD-1001 is confirmed"), 1);

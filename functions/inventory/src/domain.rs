@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use orders::{EventType, Line, OrderEvent};
 use serde::{Deserialize, Serialize};
-use sqs_kit::idempotency::CommitError;
+use sqs_kit::idempotency::{CommitError, Transaction};
 use sqs_kit::store::BusinessWrite;
 use sqs_kit::{RecordContext, RecordError, RecordHandler};
 
@@ -113,7 +113,7 @@ impl Inventory {
     }
 
     async fn place(&self, order: &OrderEvent, cx: &RecordContext) -> Result<InventoryOutcome, RecordError> {
-        let tx = cx.transaction()?;
+        let tx = Transaction::of(cx)?;
         let lines = order.lines();
         if lines.len() > MAX_LINES {
             return Err(RecordError::permanent(format!(
@@ -148,7 +148,7 @@ impl Inventory {
     }
 
     async fn cancel(&self, order: &OrderEvent, cx: &RecordContext) -> Result<InventoryOutcome, RecordError> {
-        let tx = cx.transaction()?;
+        let tx = Transaction::of(cx)?;
         let existing = self.stock.reservation(&order.order_id).await.map_err(transient)?;
         let (writes, outcome) = match existing {
             Some(held) if held.status == ReservationStatus::Reserved => {
@@ -199,7 +199,7 @@ impl Inventory {
             order_id: order.order_id.clone(),
             reason: format!("the order already has a reservation ({status}) from an earlier event"),
         };
-        cx.transaction()?.commit(Vec::new(), &outcome).await?;
+        Transaction::of(cx)?.commit(Vec::new(), &outcome).await?;
         Ok(outcome)
     }
 }

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, Update};
 use aws_sdk_dynamodb::Client;
 use orders::config;
+use sqs_kit::store::attributes::{n, number, s, text};
 use sqs_kit::store::BusinessWrite;
 
 use crate::domain::{Reservation, ReservationStatus, StockLevel, StockPort};
@@ -22,14 +23,6 @@ fn sku_key(sku: &str) -> AttributeValue {
 
 fn order_key(order_id: &str) -> AttributeValue {
     AttributeValue::S(format!("ORDER#{order_id}"))
-}
-
-fn n(value: i64) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
-fn s(value: &str) -> AttributeValue {
-    AttributeValue::S(value.to_owned())
 }
 
 impl DynamoDbStock {
@@ -122,20 +115,19 @@ impl StockPort for DynamoDbStock {
     async fn reservation(&self, order_id: &str) -> anyhow::Result<Option<Reservation>> {
         let output = self.client.get_item().table_name(&self.table).key("pk", order_key(order_id)).consistent_read(true).send().await?;
         let Some(item) = output.item() else { return Ok(None) };
-        let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-        let status = text("status").unwrap_or_default();
+        let status = text(item, "status").unwrap_or_default();
         Ok(Some(Reservation {
             order_id: order_id.to_owned(),
-            event_id: text("eventId").unwrap_or_default(),
-            status: ReservationStatus::parse(&status).ok_or_else(|| anyhow::anyhow!("unknown reservation status {status:?}"))?,
-            lines: serde_json::from_str(&text("lines").unwrap_or_else(|| "[]".into()))?,
-            reason: text("reason"),
+            event_id: text(item, "eventId").unwrap_or_default().to_owned(),
+            status: ReservationStatus::parse(status).ok_or_else(|| anyhow::anyhow!("unknown reservation status {status:?}"))?,
+            lines: serde_json::from_str(text(item, "lines").unwrap_or("[]"))?,
+            reason: text(item, "reason").map(str::to_owned),
         }))
     }
 
     async fn level(&self, sku: &str) -> anyhow::Result<Option<i64>> {
         let output = self.client.get_item().table_name(&self.table).key("pk", sku_key(sku)).consistent_read(true).send().await?;
-        Ok(output.item().and_then(|item| item.get("available")).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()))
+        Ok(output.item().and_then(|item| number(item, "available")))
     }
 
     async fn levels(&self) -> anyhow::Result<Vec<StockLevel>> {
@@ -152,8 +144,8 @@ impl StockPort for DynamoDbStock {
             .send();
         while let Some(item) = pages.next().await {
             let item = item?;
-            let sku = item.get("pk").and_then(|v| v.as_s().ok()).and_then(|pk| pk.strip_prefix("SKU#")).unwrap_or_default();
-            let available = item.get("available").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+            let sku = text(&item, "pk").and_then(|pk| pk.strip_prefix("SKU#")).unwrap_or_default();
+            let available = number(&item, "available").unwrap_or(0);
             levels.push(StockLevel { sku: sku.to_owned(), available });
         }
         levels.sort_by(|a, b| a.sku.cmp(&b.sku));

@@ -23,6 +23,7 @@ pub(crate) fn stock_port(backend: &Backend) -> anyhow::Result<Arc<dyn StockPort>
     Ok(match backend {
         Backend::Embedded(store) => Arc::new(embedded::EmbeddedStock::new(Arc::clone(store))?),
         Backend::DynamoDb(store) => Arc::new(dynamodb::DynamoDbStock::from_env(store.client().clone())?),
+        other => return Err(other.unsupported("inventory").into()),
     })
 }
 

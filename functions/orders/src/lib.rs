@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod config;
 pub mod limits;
+pub mod sample;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EventType {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use orders::{EventType, OrderEvent};
 use serde::{Deserialize, Serialize};
-use sqs_kit::idempotency::CommitError;
+use sqs_kit::idempotency::{CommitError, Transaction};
 use sqs_kit::store::BusinessWrite;
 use sqs_kit::{RecordContext, RecordError, RecordHandler};
 
@@ -129,7 +129,7 @@ impl Points {
     }
 
     async fn accrue(&self, order: &OrderEvent, cx: &RecordContext) -> Result<PointsOutcome, RecordError> {
-        let tx = cx.transaction()?;
+        let tx = Transaction::of(cx)?;
         let points = self.rate.points_for(order.total_amount).ok_or_else(|| {
             RecordError::permanent(format!(
                 "order {}: totalAmount {} at POINTS_RATE {} earns more points than a balance can hold ({})",
@@ -153,7 +153,7 @@ impl Points {
     }
 
     async fn reverse(&self, order: &OrderEvent, cx: &RecordContext) -> Result<PointsOutcome, RecordError> {
-        let tx = cx.transaction()?;
+        let tx = Transaction::of(cx)?;
         // An accrual is never deleted: once a reversal loses the race to one, the next read
         // sees it, so a second attempt settles.
         for _ in 0..2 {

@@ -3,9 +3,10 @@
 //! `LEDGER#<orderId>#ACCRUAL` and `LEDGER#<orderId>#REVERSAL`.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, Update};
+use aws_sdk_dynamodb::types::{ConditionCheck, Put, Update};
 use aws_sdk_dynamodb::Client;
 use orders::config;
+use sqs_kit::store::attributes::{n, number, s, text, Item};
 use sqs_kit::store::BusinessWrite;
 
 use crate::domain::{Account, EntryKind, LedgerEntry, PointsPort};
@@ -15,10 +16,6 @@ const BALANCE: &str = "BALANCE";
 pub struct DynamoDbPoints {
     client: Client,
     table: String,
-}
-
-fn s(value: &str) -> AttributeValue {
-    AttributeValue::S(value.to_owned())
 }
 
 fn sort_key(order_id: &str, kind: EntryKind) -> String {
@@ -46,7 +43,7 @@ impl PointsPort for DynamoDbPoints {
             .item("orderId", s(&entry.order_id))
             .item("eventId", s(&entry.event_id))
             .item("kind", s(entry.kind.as_str()))
-            .item("points", AttributeValue::N(entry.points.to_string()))
+            .item("points", n(entry.points))
             .condition_expression("attribute_not_exists(sk)")
             .build()
             .expect("table and item are set");
@@ -69,8 +66,8 @@ impl PointsPort for DynamoDbPoints {
             .key("sk", s(BALANCE))
             .update_expression("ADD balance :points")
             .condition_expression(format!("attribute_not_exists(balance) OR {within}"))
-            .expression_attribute_values(":points", AttributeValue::N(entry.points.to_string()))
-            .expression_attribute_values(":bound", AttributeValue::N(bound.to_string()))
+            .expression_attribute_values(":points", n(entry.points))
+            .expression_attribute_values(":bound", n(bound))
             .build()
             .expect("table, key and expression are set");
         // In the order the port promises: the index of a failed condition tells the domain
@@ -105,8 +102,8 @@ impl PointsPort for DynamoDbPoints {
             .send();
         while let Some(item) = pages.next().await {
             let item = item?;
-            if item.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some(BALANCE) {
-                account.balance = number(&item, "balance");
+            if text(&item, "sk") == Some(BALANCE) {
+                account.balance = number(&item, "balance").unwrap_or(0);
             } else {
                 account.ledger.push(entry_from_item(customer_id, &item));
             }
@@ -115,18 +112,14 @@ impl PointsPort for DynamoDbPoints {
     }
 }
 
-fn number(item: &std::collections::HashMap<String, AttributeValue>, name: &str) -> i64 {
-    item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
-}
-
-fn entry_from_item(customer_id: &str, item: &std::collections::HashMap<String, AttributeValue>) -> LedgerEntry {
-    let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+fn entry_from_item(customer_id: &str, item: &Item) -> LedgerEntry {
+    let field = |name: &str| text(item, name).unwrap_or_default();
     LedgerEntry {
         customer_id: customer_id.to_owned(),
-        order_id: text("orderId"),
-        points: number(item, "points"),
-        event_id: text("eventId"),
-        kind: EntryKind::parse(&text("kind")).unwrap_or(EntryKind::Accrual),
+        order_id: field("orderId").to_owned(),
+        points: number(item, "points").unwrap_or(0),
+        event_id: field("eventId").to_owned(),
+        kind: EntryKind::parse(field("kind")).unwrap_or(EntryKind::Accrual),
     }
 }
 

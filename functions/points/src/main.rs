@@ -26,6 +26,7 @@ pub(crate) fn points_port(backend: &Backend) -> anyhow::Result<Arc<dyn PointsPor
     Ok(match backend {
         Backend::Embedded(store) => Arc::new(embedded::EmbeddedPoints::new(Arc::clone(store))?),
         Backend::DynamoDb(store) => Arc::new(dynamodb::DynamoDbPoints::from_env(store.client().clone())?),
+        other => return Err(other.unsupported("points").into()),
     })
 }
 

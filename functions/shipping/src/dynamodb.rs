@@ -1,14 +1,12 @@
 //! Shipments in the DynamoDB table named by `SHIPMENTS_TABLE` (partition key `orderId`, one item
 //! per order): `eventId`, `status`, `trackingNumber`, `address` (a map), `cancelEventId`.
 
-use std::collections::HashMap;
-
 use anyhow::{anyhow, Context as _};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use orders::{config, Address};
+use sqs_kit::store::attributes::{s, sdk_error, text, Item};
 
 use crate::domain::{Shipment, ShipmentStatus, ShipmentsPort};
 
@@ -16,12 +14,6 @@ pub struct DynamoDbShipments {
     client: Client,
     table: String,
 }
-
-fn s(value: &str) -> AttributeValue {
-    AttributeValue::S(value.to_owned())
-}
-
-type Item = HashMap<String, AttributeValue>;
 
 fn address_item(address: &Address) -> AttributeValue {
     let mut map = Item::from([
@@ -37,41 +29,16 @@ fn address_item(address: &Address) -> AttributeValue {
     AttributeValue::M(map)
 }
 
-fn text(item: &Item, name: &str) -> Option<String> {
-    item.get(name).and_then(|value| value.as_s().ok()).cloned()
-}
-
 fn address_from(map: &Item) -> anyhow::Result<Address> {
-    let field = |name: &str| text(map, name).ok_or_else(|| anyhow!("its address has no {name}"));
+    let field = |name: &str| text(map, name).map(str::to_owned).ok_or_else(|| anyhow!("its address has no {name}"));
     Ok(Address {
         name: field("name")?,
         line1: field("line1")?,
-        line2: text(map, "line2"),
+        line2: text(map, "line2").map(str::to_owned),
         city: field("city")?,
         postal_code: field("postalCode")?,
         country: field("country")?,
     })
-}
-
-/// An SDK error in one line: the service's code and message, or for a request that never got an
-/// answer (endpoint down, timeout) the chain of causes. The SDK's own debug form dumps the raw
-/// HTTP response, which buries the one useful sentence.
-fn sdk_error<E, R>(error: &SdkError<E, R>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    if let Some(service) = error.as_service_error() {
-        return format!("{}: {}", service.code().unwrap_or("unknown error"), service.message().unwrap_or("no message"));
-    }
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 impl DynamoDbShipments {
@@ -171,13 +138,16 @@ impl ShipmentsPort for DynamoDbShipments {
         };
         Ok(Some(Shipment {
             order_id: order_id.to_owned(),
-            event_id: text(item, "eventId").unwrap_or_default(),
-            status: ShipmentStatus::parse(&status)
+            event_id: text(item, "eventId").unwrap_or_default().to_owned(),
+            status: ShipmentStatus::parse(status)
                 .ok_or_else(|| anyhow!("its status {status:?} is not CREATED, CANCELLED or SHIPPED"))
                 .with_context(unreadable)?,
-            tracking_number: text(item, "trackingNumber").ok_or_else(|| anyhow!("it has no trackingNumber")).with_context(unreadable)?,
+            tracking_number: text(item, "trackingNumber")
+                .map(str::to_owned)
+                .ok_or_else(|| anyhow!("it has no trackingNumber"))
+                .with_context(unreadable)?,
             address,
-            cancel_event_id: text(item, "cancelEventId"),
+            cancel_event_id: text(item, "cancelEventId").map(str::to_owned),
         }))
     }
 }

@@ -25,6 +25,7 @@ pub(crate) fn shipments_port(backend: &Backend) -> anyhow::Result<Arc<dyn Shipme
     Ok(match backend {
         Backend::Embedded(store) => Arc::new(embedded::EmbeddedShipments::new(Arc::clone(store))?),
         Backend::DynamoDb(store) => Arc::new(dynamodb::DynamoDbShipments::from_env(store.client().clone())?),
+        other => return Err(other.unsupported("shipping").into()),
     })
 }
 

@@ -1,0 +1,84 @@
+//! Lambda mode: the example binary against a Runtime API served on 127.0.0.1, speaking the
+//! same HTTP protocol as Lambda's (`/2018-06-01/runtime/invocation/...`).
+
+mod common;
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use e2e::runtime_api::RuntimeApi;
+
+fn start_function(api: &RuntimeApi, table: &str) -> Child {
+    api.command(common::example_binary())
+        .env("IDEMPOTENCY_TABLE", table)
+        // Production's quiet level: the record's fields must not depend on info being enabled.
+        .env("LOG_LEVEL", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn lambda_mode_returns_the_failure_list_and_errors_when_all_fail() {
+    // Lambda mode keeps idempotency records in DynamoDB: the local AWS API's.
+    let Some(config) = common::local_aws().await else { return };
+    let table = common::unique_name("idempotency");
+    common::create_table(&config, &table, "id", None).await;
+
+    let sample = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/example/validate-orders.json")).unwrap();
+    let all_bad = r#"{"Records":[{"messageId":"bad-1","body":"nope","eventSource":"aws:sqs"}]}"#.to_owned();
+    let api = RuntimeApi::function("validate-orders").serve(vec![sample, all_bad]);
+    let mut function = start_function(&api, &table);
+
+    let first = api.reply(Duration::from_secs(30)).expect("a reply to the first invocation");
+    let second = api.reply(Duration::from_secs(30)).expect("a reply to the second invocation");
+    function.kill().unwrap();
+    let logs = {
+        let mut logs = String::new();
+        function.stdout.take().unwrap().read_to_string(&mut logs).unwrap();
+        logs
+    };
+    function.wait().unwrap();
+
+    assert_eq!((first.request_id.as_str(), first.kind), ("req-0", "response"));
+    let response: serde_json::Value = serde_json::from_str(&first.body).unwrap();
+    let failed: Vec<&str> =
+        response["batchItemFailures"].as_array().unwrap().iter().map(|f| f["itemIdentifier"].as_str().unwrap()).collect();
+    assert_eq!(
+        failed,
+        ["2e1424d4-f796-459a-8184-9c92662be6da", "7b9c4e1a-3f2d-4b8e-9a6c-1d0e5f4a3b2c", "c5d8e7f6-a1b2-4c3d-9e8f-0a1b2c3d4e5f"]
+    );
+
+    // The valid orders are completed in the DynamoDB table, under the deployed function's name.
+    let store = sqs_kit::store::DynamoDbStore::with_config(&config, &table);
+    let record = sqs_kit::store::IdempotencyStore::get(&store, "validate-orders#8c1f6d0e-5d3a-4c55-9a57-1f2b8f0c4a11").await.unwrap();
+    assert_eq!(record.map(|r| r.status), Some(sqs_kit::idempotency::Status::Completed));
+
+    assert_eq!((second.request_id.as_str(), second.kind), ("req-1", "error"));
+    assert!(second.body.contains("all 1 records of the batch failed"), "{}", second.body);
+
+    // Lambda mode logs JSON lines; every line about a record, at any level, carries its message id, receive
+    // count, the request id and the (hashed) idempotency key, and no e-mail address.
+    let failure_line = logs
+        .lines()
+        .find(|line| line.contains("7b9c4e1a-3f2d-4b8e-9a6c-1d0e5f4a3b2c") && line.contains("failed permanently"))
+        .unwrap_or_else(|| panic!("no log line for the failed record in {logs}"));
+    let line: serde_json::Value = serde_json::from_str(failure_line).expect("log lines are JSON");
+    assert_eq!(line["level"], "ERROR");
+    assert_eq!(line["span"]["message_id"], "7b9c4e1a-3f2d-4b8e-9a6c-1d0e5f4a3b2c");
+    assert_eq!(line["span"]["request_id"], "req-0");
+    assert_eq!(line["span"]["receive_count"], 1);
+    let key = line["span"]["idempotency_key"].as_str().expect("the idempotency key digest");
+    assert_eq!(key.len(), 16);
+    assert!(!logs.contains('@'), "no e-mail address in the logs: {logs}");
+
+    // One embedded-metric line per invocation.
+    let metric_lines: Vec<serde_json::Value> =
+        logs.lines().filter(|line| line.contains("\"_aws\"")).map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_eq!(metric_lines.len(), 2, "{logs}");
+    assert_eq!(metric_lines[0]["RecordsProcessed"], 2);
+    assert_eq!(metric_lines[0]["FunctionName"], "validate-orders");
+}
