@@ -1,7 +1,9 @@
 //! Whole-process figures of the function binaries: `replay` wall time and peak memory, Lambda
-//! init time (process start to the first request for an event), and a `poll` run over 1,000
-//! messages. Printed as a markdown table; never asserted. Run by `scripts/bench`, which builds the
-//! release binaries and starts the local AWS API this needs.
+//! init time (process start to the first request for an event), `poll` runs over 1,000
+//! messages at concurrency 1, 4 and 8, and what the local AWS API alone sustains for the same
+//! receives and deletes (the ceiling of those figures). Printed as a markdown table; never
+//! asserted. Run by `scripts/bench`, which builds the release binaries and starts the local AWS
+//! API this needs.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -24,25 +26,38 @@ struct Measured {
     stderr: String,
 }
 
-/// Runs `command` to its end and reads its own resource usage with `wait4`, which (unlike
-/// `getrusage(RUSAGE_CHILDREN)`) gives this child's peak memory alone.
-// The child is reaped by wait4, not by Child::wait.
-#[allow(clippy::zombie_processes)]
-fn measured(mut command: Command) -> Measured {
+/// A child started by [`start`], its stderr going to a file until [`Running::finish`] reaps it.
+struct Running {
+    child: std::process::Child,
+    started: Instant,
+    stderr: tempfile::NamedTempFile,
+}
+
+fn start(mut command: Command) -> Running {
     let stderr = tempfile::NamedTempFile::new().unwrap();
     command.stdout(Stdio::null()).stderr(Stdio::from(stderr.reopen().unwrap()));
     let started = Instant::now();
     let child = command.spawn().expect("the binary starts");
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: the pid is our child's, not yet reaped; status and usage are ours to write.
-    let reaped = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
-    assert_eq!(reaped, child.id() as libc::pid_t, "wait4 failed");
-    Measured {
-        elapsed: started.elapsed(),
-        max_rss_kib: usage.ru_maxrss,
-        success: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        stderr: std::fs::read_to_string(stderr.path()).unwrap_or_default(),
+    Running { child, started, stderr }
+}
+
+impl Running {
+    /// Waits for the child to end and reads its own resource usage with `wait4`, which (unlike
+    /// `getrusage(RUSAGE_CHILDREN)`) gives this child's peak memory alone.
+    // The child is reaped by wait4, not by Child::wait.
+    #[allow(clippy::zombie_processes)]
+    fn finish(self) -> Measured {
+        let mut status = 0;
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: the pid is our child's, not yet reaped; status and usage are ours to write.
+        let reaped = unsafe { libc::wait4(self.child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+        assert_eq!(reaped, self.child.id() as libc::pid_t, "wait4 failed");
+        Measured {
+            elapsed: self.started.elapsed(),
+            max_rss_kib: usage.ru_maxrss,
+            success: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            stderr: std::fs::read_to_string(self.stderr.path()).unwrap_or_default(),
+        }
     }
 }
 
@@ -85,7 +100,7 @@ fn replay_figures(runs: usize) -> (Duration, i64) {
         assert!(seeded.status.success());
         let mut replay = Command::new(binary("inventory"));
         replay.arg("replay").arg(&event).arg("--state").arg(&state).env("LOG_LEVEL", "warn").current_dir(workspace_root());
-        let run = measured(replay);
+        let run = start(replay).finish();
         assert!(run.success, "{}", run.stderr);
         times.push(run.elapsed);
         max_rss = max_rss.max(run.max_rss_kib);
@@ -124,9 +139,12 @@ fn init_time(function: &str, envs: &[(&str, String)]) -> Duration {
     elapsed
 }
 
-/// `points poll` over `count` messages on the local AWS API: messages per second and peak RSS.
-async fn poll_figures(config: &aws_config::SdkConfig, count: usize) -> (f64, i64) {
-    let client = aws_sdk_sqs_client(config);
+/// The `poll --concurrency` values measured, and the messages each run drains.
+const POLL_CONCURRENCY: [usize; 3] = [1, 4, 8];
+const POLL_MESSAGES: usize = 1000;
+
+/// A new standard queue holding `count` points orders.
+async fn filled_queue(client: &aws_sdk_sqs::Client, count: usize) -> String {
     let queue = client.create_queue().queue_name(e2e::unique_name("bench")).send().await.unwrap().queue_url.unwrap();
     let orders: serde_json::Value = serde_json::from_str(&e2e::read_event("events/points/clean-batch.json")).unwrap();
     let body: serde_json::Value = serde_json::from_str(orders["Records"][0]["body"].as_str().unwrap()).unwrap();
@@ -146,20 +164,86 @@ async fn poll_figures(config: &aws_config::SdkConfig, count: usize) -> (f64, i64
         }
         batch.send().await.unwrap();
     }
+    queue
+}
+
+/// `points poll --concurrency N` over `count` messages on the local AWS API: messages per
+/// second from process start until the poller has deleted `count`, and peak RSS. The clock
+/// stops at the last delete, read from the poller's own "batch done" lines, not at the exit,
+/// which waits out `--idle-exit`; nor at an empty queue, which moto may never show: of two
+/// deletes at once it can lose one (it rebuilds the queue's list without a lock).
+async fn poll_figures(client: &aws_sdk_sqs::Client, count: usize, concurrency: usize) -> (f64, i64) {
+    let queue = filled_queue(client, count).await;
     let state = tempfile::tempdir().unwrap();
     let mut poll = Command::new(binary("points"));
-    poll.args(["poll", "--queue-url", &queue, "--idle-exit", "2", "--state"])
+    poll.args(["poll", "--queue-url", &queue, "--idle-exit", "2", "--concurrency", &concurrency.to_string(), "--state"])
         .arg(state.path())
-        .env("LOG_LEVEL", "warn")
+        .env("LOG_LEVEL", "warn,sqs_kit::runner::poll=info")
         .env("SQS_KIT_METRICS", "off");
-    let run = measured(poll);
+    let running = start(poll);
+    let deleted = |log: &str| -> usize {
+        let done = log.lines().filter(|line| line.contains("batch done"));
+        done.filter_map(|line| line.split(" deleted=").nth(1)?.split(' ').next()?.parse::<usize>().ok()).sum()
+    };
+    while deleted(&std::fs::read_to_string(running.stderr.path()).unwrap_or_default()) < count {
+        assert!(running.started.elapsed() < Duration::from_secs(300), "the poll never deleted {count} messages");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let working = running.started.elapsed();
+    let run = running.finish();
     assert!(run.success, "{}", run.stderr);
-    let working = run.elapsed.saturating_sub(Duration::from_secs(2));
     (count as f64 / working.as_secs_f64(), run.max_rss_kib)
 }
 
-fn aws_sdk_sqs_client(config: &aws_config::SdkConfig) -> aws_sdk_sqs::Client {
-    aws_sdk_sqs::Client::new(config)
+/// What the local AWS API alone sustains for the calls `poll` makes: `loops` receive (10 at a
+/// time, every attribute, as `poll` asks) + `DeleteMessageBatch` loops at once over `count`
+/// messages, nothing processed in between; messages per second.
+async fn receive_delete_figure(client: &aws_sdk_sqs::Client, count: usize, loops: usize) -> f64 {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+    let queue = filled_queue(client, count).await;
+    let deleted = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..loops {
+        let (client, queue, deleted) = (client.clone(), queue.clone(), Arc::clone(&deleted));
+        workers.spawn(async move {
+            while deleted.load(Ordering::SeqCst) < count {
+                let received = client
+                    .receive_message()
+                    .queue_url(&queue)
+                    .max_number_of_messages(10)
+                    .wait_time_seconds(1)
+                    .message_system_attribute_names(MessageSystemAttributeName::All)
+                    .message_attribute_names("All")
+                    .send()
+                    .await
+                    .unwrap()
+                    .messages
+                    .unwrap_or_default();
+                if received.is_empty() {
+                    continue;
+                }
+                let entries = received.iter().enumerate().map(|(i, message)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(message.receipt_handle().unwrap())
+                        .build()
+                        .unwrap()
+                });
+                let output = client.delete_message_batch().queue_url(&queue).set_entries(Some(entries.collect())).send().await.unwrap();
+                deleted.fetch_add(output.successful().len(), Ordering::SeqCst);
+            }
+        });
+    }
+    while workers.join_next().await.is_some() {}
+    count as f64 / started.elapsed().as_secs_f64()
+}
+
+fn joined(values: &[usize]) -> String {
+    values.iter().map(usize::to_string).collect::<Vec<_>>().join(" / ")
 }
 
 #[tokio::main]
@@ -189,9 +273,25 @@ async fn main() {
                     runs[5].as_secs_f64() * 1e3
                 );
             }
-            let (rate, rss) = poll_figures(&config, 1000).await;
-            table += &format!("| `points poll` over 1,000 messages (moto), embedded store | {rate:.0} messages/s |\n");
-            table += &format!("| peak RSS of that poll | {:.1} MiB |\n", rss as f64 / 1024.0);
+            let client = aws_sdk_sqs::Client::new(&config);
+            let mut rss = Vec::new();
+            for concurrency in POLL_CONCURRENCY {
+                let (rate, peak) = poll_figures(&client, POLL_MESSAGES, concurrency).await;
+                table += &format!(
+                    "| `points poll --concurrency {concurrency}` over 1,000 messages (moto), embedded store | {rate:.0} messages/s |\n"
+                );
+                rss.push(format!("{:.1}", peak as f64 / 1024.0));
+            }
+            table += &format!("| peak RSS of those polls (concurrency {}) | {} MiB |\n", joined(&POLL_CONCURRENCY), rss.join(" / "));
+            let mut limits = Vec::new();
+            for loops in POLL_CONCURRENCY {
+                limits.push(format!("{:.0}", receive_delete_figure(&client, POLL_MESSAGES, loops).await));
+            }
+            table += &format!(
+                "| moto's own limit: receive + delete of 1,000 messages, nothing processed, {} loops at once | {} messages/s |\n",
+                joined(&POLL_CONCURRENCY),
+                limits.join(" / ")
+            );
         }
         None => table += "| init time, poll | not run: AWS_ENDPOINT_URL is not set (scripts/bench starts moto) |\n",
     }

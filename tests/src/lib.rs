@@ -28,6 +28,23 @@ pub async fn local_aws() -> Option<aws_config::SdkConfig> {
     Some(aws_config::load_from_env().await)
 }
 
+/// The URL of the local Redis server (`REDIS_URL`, with its credentials), or `None` when it is
+/// not set (plain `cargo test`); `scripts/test` runs the tests under `scripts/with-redis` and sets
+/// `SQS_KIT_TEST_REQUIRE_REDIS`, so that there a missing server fails the run instead of skipping.
+pub fn local_redis() -> Option<String> {
+    match std::env::var("REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var_os("SQS_KIT_TEST_REQUIRE_REDIS").is_none(),
+                "REDIS_URL is not set: run the tests through scripts/test, which starts redis-server"
+            );
+            eprintln!("skipping the Redis part: REDIS_URL is not set (scripts/with-redis starts a server)");
+            None
+        }
+    }
+}
+
 /// A resource name no other test uses.
 pub fn unique_name(prefix: &str) -> String {
     use std::sync::atomic::{AtomicUsize, Ordering};

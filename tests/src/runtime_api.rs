@@ -13,7 +13,7 @@
 //! (`AWS_LAMBDA_MAX_CONCURRENCY`) holds several `next` requests open, each of which gets an
 //! event of its own.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
@@ -69,7 +69,13 @@ impl Builder {
         let server = Arc::new(Server {
             function_arn: format!("arn:aws:lambda:ap-northeast-2:123456789012:function:{}", self.function_name),
             deadline: self.deadline,
-            state: Mutex::new(State { events: events.into_iter().enumerate().collect(), connections: Vec::new(), closed: false }),
+            state: Mutex::new(State {
+                events: events.into_iter().enumerate().collect(),
+                open: HashSet::new(),
+                most_open: 0,
+                connections: Vec::new(),
+                closed: false,
+            }),
             closing: Condvar::new(),
         });
         let accepting = Arc::clone(&server);
@@ -112,6 +118,13 @@ impl RuntimeApi {
         command
     }
 
+    /// The most invocations handed out and not yet answered at one time so far: 1 for a
+    /// function that serves one invocation at a time, as it asks for the next event only after
+    /// answering the last.
+    pub fn most_in_flight(&self) -> usize {
+        self.server.state.lock().unwrap().most_open
+    }
+
     /// The next reply the function posted, in the order they arrived.
     pub fn reply(&self, timeout: Duration) -> Result<Reply, RecvTimeoutError> {
         self.replies.recv_timeout(timeout)
@@ -143,6 +156,10 @@ struct Server {
 
 struct State {
     events: VecDeque<(usize, String)>,
+    /// Request ids of the invocations handed out and not yet answered.
+    open: HashSet<String>,
+    /// The most invocations that were open at once.
+    most_open: usize,
     /// Clones of every accepted stream, shut down on drop to end the connections' threads.
     connections: Vec<TcpStream>,
     closed: bool,
@@ -174,6 +191,7 @@ impl Server {
                 },
                 Route::Reply { request_id, kind } => {
                     let body = String::from_utf8_lossy(&body).into_owned();
+                    self.state.lock().unwrap().open.remove(request_id);
                     let _ = replies.send(Reply { request_id: request_id.to_owned(), kind, body });
                     "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n{\"status\":\"OK\"}".to_owned()
                 }
@@ -198,7 +216,10 @@ impl Server {
         if state.closed {
             return None;
         }
-        state.events.pop_front()
+        let (index, event) = state.events.pop_front()?;
+        state.open.insert(request_id(index));
+        state.most_open = state.most_open.max(state.open.len());
+        Some((index, event))
     }
 
     /// The answer to `next` that hands out the event `index`.
@@ -210,14 +231,20 @@ impl Server {
         };
         format!(
             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\
-             Lambda-Runtime-Aws-Request-Id: req-{index}\r\nLambda-Runtime-Deadline-Ms: {deadline_ms}\r\n\
+             Lambda-Runtime-Aws-Request-Id: {request_id}\r\nLambda-Runtime-Deadline-Ms: {deadline_ms}\r\n\
              Lambda-Runtime-Invoked-Function-Arn: {arn}\r\nLambda-Runtime-Trace-Id: Root=1-{seconds:08x}-{index:024x};Sampled=0\r\n\
              \r\n{event}",
             length = event.len(),
+            request_id = request_id(index),
             arn = self.function_arn,
             seconds = now.as_secs(),
         )
     }
+}
+
+/// The request id of the event `index`: `req-0` for the first.
+fn request_id(index: usize) -> String {
+    format!("req-{index}")
 }
 
 enum Route<'a> {
@@ -311,6 +338,25 @@ mod tests {
         last.get_ref().set_read_timeout(Some(ANSWER)).unwrap();
         drop(api);
         assert_eq!(head(&mut last), "", "the drop closes the waiting connection");
+    }
+
+    #[test]
+    fn invocations_count_as_in_flight_from_their_hand_out_until_their_answer() {
+        let api = RuntimeApi::function("f").serve(vec!["{}".into(), "{}".into(), "{}".into()]);
+        let answer = |request_id: &str| {
+            let post = format!("POST /2018-06-01/runtime/invocation/{request_id}/response HTTP/1.1\r\nContent-Length: 2\r\n\r\n{{}}");
+            assert!(head(&mut send(&api, &post)).starts_with("HTTP/1.1 202 "));
+            assert_eq!(api.reply(Duration::from_secs(5)).unwrap().request_id, request_id);
+        };
+        assert_eq!(api.most_in_flight(), 0);
+        assert!(head(&mut send(&api, NEXT)).contains("req-0"));
+        answer("req-0");
+        assert!(head(&mut send(&api, NEXT)).contains("req-1"));
+        assert_eq!(api.most_in_flight(), 1, "one at a time");
+        assert!(head(&mut send(&api, NEXT)).contains("req-2"));
+        answer("req-1");
+        answer("req-2");
+        assert_eq!(api.most_in_flight(), 2, "req-1 and req-2 were open together");
     }
 
     #[test]

@@ -193,6 +193,8 @@ fn numbers_and_settings_of_the_run_modes_are_checked_before_anything_runs() {
         (vec!["poll", "--queue-url", queue, "--max-batches", "0"], "0 is not in 1..=1000000"),
         (vec!["poll", "--queue-url", queue, "--idle-exit", "0"], "0 is not in 1..=86400"),
         (vec!["poll", "--queue-url", queue, "--idle-exit", "86401"], "86401 is not in 1..=86400"),
+        (vec!["poll", "--queue-url", queue, "--concurrency", "0"], "0 is not in 1..=1000"),
+        (vec!["poll", "--queue-url", queue, "--concurrency", "1001"], "1001 is not in 1..=1000"),
         (vec!["poll", "--queue-url", queue, "--function-name", ""], "1 to 64 letters"),
     ];
     for (args, expected) in flags {

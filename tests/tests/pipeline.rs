@@ -1,8 +1,8 @@
 //! The whole pipeline on the local AWS API (moto), as a user runs it: `sqs-kit local up` from
 //! template.yaml, `inventory seed`, `sqs-kit publish` to the SNS FIFO topic, the four functions'
-//! `poll` until the queues drain, then the effects read back from the stores; poison messages
-//! end in every DLQ after maxReceiveCount receives, and `sqs-kit dlq redrive` after the fix
-//! brings their effects in exactly once.
+//! `poll` (4 batches in flight each) until the queues drain, then the effects read back from
+//! the stores; poison messages end in every DLQ after maxReceiveCount receives, and `sqs-kit
+//! dlq redrive` after the fix brings their effects in exactly once.
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::{Child, Stdio};
@@ -17,6 +17,13 @@ const SENDER: &str = "orders@example.com";
 /// Orders whose body contains this fail in every function while the "bug" is in place.
 const POISON: &str = "POISON";
 const STOCK: i64 = 1_000;
+/// Batches each poller keeps in flight, as the event source mappings run several invocations
+/// at once: batches of one queue then race for the same records and stock as under Lambda.
+const POLL_CONCURRENCY: usize = 4;
+const VISIBILITY_TIMEOUT_S: u64 = 10;
+/// The idle time runs from the poison's first redelivery and must outlast its second, after
+/// which the next receive moves it to the DLQ: more than one visibility timeout.
+const IDLE_EXIT_S: u64 = 2 * VISIBILITY_TIMEOUT_S;
 
 fn order(n: usize, poison: bool) -> Value {
     let marker = if poison { POISON } else { "ok" };
@@ -49,12 +56,14 @@ impl Pipeline {
         assert_eq!(published.json()["sent"], bodies.len());
     }
 
-    /// Runs the four pollers side by side until their queues stay idle, with `fault` rules.
+    /// Runs the four pollers side by side until their queues stay idle, with `fault` rules, each
+    /// with [`POLL_CONCURRENCY`] batches in flight.
     fn drain(&self, fault: &str) {
         let pollers: Vec<(String, Child)> = FUNCTIONS
             .iter()
             .map(|(function, _)| {
-                let mut command = self.topology.poller(function, 12);
+                let mut command = self.topology.poller(function, IDLE_EXIT_S);
+                command.args(["--concurrency", &POLL_CONCURRENCY.to_string()]);
                 // See tests/tests/chaos.rs: moto does not isolate concurrent transactions.
                 command.env("SQS_KIT_MAX_CONCURRENCY", if *function == "InventoryFunction" { "1" } else { "10" });
                 command
@@ -121,8 +130,9 @@ impl Pipeline {
 #[tokio::test]
 async fn the_pipeline_processes_every_order_once_and_dead_letters_then_redrives_poison() {
     let Some(config) = local_aws().await else { return };
-    // Short visibility and 2 receives, so that poison reaches the DLQs within seconds.
-    let mut topology = Topology::local_up("pipe", 5, 2);
+    // Short visibility and 2 receives, so that poison reaches the DLQs within seconds; long
+    // enough that a batch of 10 still fits when sixteen workers share two cores and moto.
+    let mut topology = Topology::local_up("pipe", VISIBILITY_TIMEOUT_S, 2);
     topology.extra_env.push(("EMAIL_SENDER".into(), SENDER.into()));
     let pipeline = Pipeline { topology, dir: tempfile::tempdir().unwrap() };
     e2e::verify_ses_identity(&config, SENDER).await;

@@ -1,9 +1,10 @@
 //! `email`: sends an order confirmation for every `OrderPlaced` and a cancellation notice for
 //! every `OrderCancelled`, exactly once per event id.
 //!
-//! Runs under Lambda (SES v2, idempotency in DynamoDB), or locally: `email replay FILE` writes
-//! each mail as an `.eml` file into `<state>/outbox/`, and `email outbox` lists them
-//! (`--store dynamodb` sends through SES and lists what it sent).
+//! Runs under Lambda (SES v2, idempotency in DynamoDB, or in Redis when `REDIS_URL` is set), or
+//! locally: `email replay FILE` writes each mail as an `.eml` file into `<state>/outbox/`, and
+//! `email outbox` lists them (`--store dynamodb` sends through SES and lists what it sent;
+//! `--store redis` sends through SES too).
 
 mod commands;
 mod domain;
@@ -31,7 +32,7 @@ fn mailer(backend: &Backend) -> anyhow::Result<(Arc<dyn Mailer>, String)> {
             Arc::new(outbox::OutboxMailer::open(store.state_dir())),
             config::var(config::EMAIL_SENDER).unwrap_or_else(|| config::DEFAULT_LOCAL_SENDER.to_owned()),
         ),
-        Backend::DynamoDb(_) => (
+        Backend::DynamoDb(_) | Backend::Redis(_) => (
             Arc::new(ses::SesMailer::new()),
             config::required(config::EMAIL_SENDER, "the From address of order e-mails, an address of a verified SES identity")?,
         ),

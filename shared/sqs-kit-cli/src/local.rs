@@ -33,8 +33,10 @@ pub(super) enum LocalCommand {
     /// API at AWS_ENDPOINT_URL (idempotent).
     ///
     /// stdout: a JSON object with the topic ARNs, queue URLs, DLQ URLs, table names (by logical
-    /// id), the functions' queues and environment, the template's Outputs, and what was skipped.
-    /// stderr: `export NAME=value` lines to paste into a shell.
+    /// id), the functions' queues, batch sizes, maximum concurrency (null: Lambda's default) and
+    /// environment, the template's Outputs, and what was skipped.
+    /// stderr: `export NAME=value` lines to paste into a shell, and the `poll --concurrency` that
+    /// matches each function's event source mapping.
     Up(UpArgs),
 }
 
@@ -761,6 +763,7 @@ fn describe_functions(resolver: &Resolver, report: &mut Report) {
             if let Ok(size) = resolver.resolve_text(&event["Properties"]["BatchSize"]) {
                 function.insert("batchSize".into(), size.parse::<u64>().map(Value::from).unwrap_or(Value::from(size)));
             }
+            function.insert("maximumConcurrency".into(), maximum_concurrency(resolver, report, id, &event["Properties"]));
         }
         let mut environment = Map::new();
         let own = properties["Environment"]["Variables"].as_object().cloned().unwrap_or_default();
@@ -777,6 +780,33 @@ fn describe_functions(resolver: &Resolver, report: &mut Report) {
         }
         function.insert("environment".into(), environment.into());
         report.functions.insert(id.clone(), function.into());
+    }
+}
+
+/// The event source mapping's `ScalingConfig.MaximumConcurrency`, what `poll --concurrency`
+/// matches; null without one, where Lambda's default applies.
+fn maximum_concurrency(resolver: &Resolver, report: &mut Report, id: &str, properties: &Value) -> Value {
+    let value = &properties["ScalingConfig"]["MaximumConcurrency"];
+    if value.is_null() {
+        return Value::Null;
+    }
+    match resolver.resolve_text(value) {
+        Ok(text) => text.parse::<u64>().map(Value::from).unwrap_or(Value::from(text)),
+        Err(reason) => {
+            report.ignore(id, format!("ScalingConfig.MaximumConcurrency: {reason}"));
+            Value::Null
+        }
+    }
+}
+
+/// The line of the shell snippet that tells which `poll --concurrency` matches a function.
+fn concurrency_line(id: &str, function: &Value) -> String {
+    match &function["maximumConcurrency"] {
+        Value::Null => format!(
+            "# {id}: no ScalingConfig.MaximumConcurrency: Lambda's default applies, as many batches at once as the \
+             function's concurrency limit allows (up to 1000); poll --concurrency defaults to 1"
+        ),
+        maximum => format!("# {id}: ScalingConfig.MaximumConcurrency {maximum}: poll --concurrency {maximum} runs as many batches at once"),
     }
 }
 
@@ -856,6 +886,12 @@ fn print_report(resolver: &Resolver, report: &Report, endpoint: &str) -> Result<
     for (name, value) in environment {
         if let Some(value) = value {
             lines.push(format!("export {name}={value}"));
+        }
+    }
+    for (id, function) in &report.functions {
+        // Only a function an SQS event source drives has a maximum concurrency, if only null.
+        if function.get("maximumConcurrency").is_some() {
+            lines.push(concurrency_line(id, function));
         }
     }
     note(&lines.join("\n"));

@@ -1,4 +1,4 @@
-//! `sqs-kit key show|evict` on both stores, and `replay --store dynamodb`.
+//! `sqs-kit key show|evict` on every store, and `replay --store dynamodb|redis`.
 
 use std::process::{Command, Output};
 
@@ -147,4 +147,72 @@ fn show_and_evict_on_a_state_directory_that_does_not_exist_say_so_and_create_not
         assert!(run.stdout.is_empty());
         assert!(!missing.exists(), "{command} created the state directory");
     }
+}
+
+/// A command with `REDIS_URL` set to `url`.
+fn with_redis(mut command: Command, url: &str) -> Output {
+    command.current_dir(e2e::workspace_root()).env_remove("AWS_LAMBDA_RUNTIME_API").env("REDIS_URL", url).output().unwrap()
+}
+
+#[tokio::test]
+async fn replay_and_key_tooling_on_redis_over_tls_with_auth() {
+    let Some(url) = e2e::local_redis() else { return };
+    // A function name of this test's own keeps its keys apart on the shared server.
+    let function = e2e::unique_name("validate");
+    let replay = || {
+        let mut command = Command::new(e2e::example("sqs-kit", "validate_orders"));
+        command.args(["replay", "events/example/validate-orders.json", "--store", "redis", "--function-name", &function]);
+        with_redis(command, &url)
+    };
+    let first = replay();
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    assert!(text(&first.stderr).contains("totals: 2 processed"), "{}", text(&first.stderr));
+    let second = text(&replay().stderr);
+    assert!(second.contains("totals: 0 processed, 2 duplicate"), "the second replay finds every valid order done: {second}");
+
+    // The record carries a TTL on the server: it expires with the record.
+    let id = format!("{function}#{EVENT_ID}");
+    let mut connection = redis::Client::open(url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let ttl_ms: i64 = redis::cmd("PTTL").arg(format!("idempotency:{id}")).query_async(&mut connection).await.unwrap();
+    assert!(ttl_ms > 0, "the key has no expiry (PTTL {ttl_ms})");
+
+    // The operator's commands, over TLS (the server's certificate is signed by the test CA).
+    let tls_url = std::env::var("SQS_KIT_TEST_REDIS_TLS_URL").expect("scripts/with-redis sets the TLS URL");
+    let ca = std::env::var("SQS_KIT_TEST_REDIS_CA").expect("scripts/with-redis sets the CA file");
+    let tls = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sqs-kit"));
+        command.args(args).env("SSL_CERT_FILE", &ca);
+        with_redis(command, &tls_url)
+    };
+    let shown = tls(&["key", "show", "--store", "redis", &id]);
+    assert_eq!(shown.status.code(), Some(0), "{}", text(&shown.stderr));
+    let record: serde_json::Value = serde_json::from_slice(&shown.stdout).expect("the record as JSON");
+    assert_eq!(record["status"], "COMPLETED");
+    assert_eq!(record["result"], serde_json::json!({"orderId": "ORD-1001", "items": 1}));
+    assert!(record["expiration"].as_i64().unwrap() * 1000 >= ttl_ms, "{record}");
+
+    let evicted = tls(&["key", "evict", "--store", "redis", &id]);
+    assert!(text(&evicted.stdout).contains(r#""evicted":true"#), "{}", text(&evicted.stderr));
+    let again = text(&replay().stderr);
+    assert!(again.contains("totals: 1 processed, 1 duplicate"), "only the evicted key runs again: {again}");
+}
+
+#[test]
+fn redis_with_a_wrong_password_or_no_server_is_an_error_naming_the_store_without_the_password() {
+    let Some(url) = e2e::local_redis() else { return };
+    let (_, host) = url.rsplit_once('@').expect("the test server's URL has credentials");
+    let wrong = format!("redis://sqs-kit:not-the-password@{host}");
+    let mut show = Command::new(env!("CARGO_BIN_EXE_sqs-kit"));
+    show.args(["key", "show", "--store", "redis", "f#k"]);
+    let output = with_redis(show, &wrong);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("the idempotency store (Redis store at {host}) failed to read")), "{stderr}");
+    assert!(!stderr.contains("not-the-password"), "the password is not printed: {stderr}");
+
+    let mut show = Command::new(env!("CARGO_BIN_EXE_sqs-kit"));
+    show.args(["key", "show", "--store", "redis", "f#k"]);
+    let output = with_redis(show, "http://127.0.0.1:9");
+    assert_eq!(output.status.code(), Some(2), "a URL that is not Redis's is bad input: {}", text(&output.stderr));
+    assert!(text(&output.stderr).contains("REDIS_URL is not a usable Redis URL"), "{}", text(&output.stderr));
 }

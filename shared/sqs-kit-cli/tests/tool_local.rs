@@ -45,6 +45,12 @@ async fn local_up_creates_the_template_topology_once() {
     }
     assert!(created["ignored"]["OrdersTopic"][0].as_str().unwrap().contains("TopicKey"), "{created}");
     assert_eq!(created["functions"]["InventoryFunction"]["queueUrl"], created["queues"]["InventoryQueue"]);
+    // The template's ScalingConfig.MaximumConcurrency (its MaxConcurrency parameter), for poll.
+    for function in ["EmailFunction", "ShippingFunction", "InventoryFunction", "PointsFunction"] {
+        assert_eq!(created["functions"][function]["maximumConcurrency"], 5, "{function}: {created}");
+        let line = format!("# {function}: ScalingConfig.MaximumConcurrency 5: poll --concurrency 5");
+        assert!(first.stderr.contains(&line), "{line} not in {}", first.stderr);
+    }
     assert_eq!(created["functions"]["PointsFunction"]["environment"]["POINTS_TABLE"], format!("{stack}-PointsTable"));
     assert_eq!(created["outputs"]["OrdersTopicArn"], topic.as_str());
     assert!(first.stderr.contains(&format!("export ORDERS_TOPIC_ARN={topic}")), "{}", first.stderr);
@@ -122,8 +128,9 @@ async fn local_up_creates_the_template_topology_once() {
 
     // A third run with another visibility timeout brings the queues to it (and --stack, the
     // flag's first name, still names the stack).
-    up(&["--stack", &stack, "--visibility-timeout", "9"]);
+    let third = up(&["--stack", &stack, "--visibility-timeout", "9", "--parameter", "MaxConcurrency=8"]).json();
     assert_eq!(attributes(&sqs, &queue("queues", "InventoryQueue")).await["VisibilityTimeout"], "9");
+    assert_eq!(third["functions"]["PointsFunction"]["maximumConcurrency"], 8, "{third}");
 }
 
 #[test]
@@ -205,4 +212,30 @@ fn without_a_stack_name_local_up_says_where_to_give_one() {
     refused(Some("version = 0.1\n[default.global.parameters\n"), "SAMCONFIG is not valid TOML: line 2");
     refused(Some("[default.global.parameters]\nstack_name = 42\n"), "stack_name in SAMCONFIG is not a string");
     refused(Some("[default.global.parameters]\nstack_name = \"9lives\"\n"), "stack_name in SAMCONFIG 9lives: a stack name is a letter");
+}
+
+#[tokio::test]
+async fn without_a_scaling_config_local_up_says_lambdas_default_applies() {
+    let Some(_config) = e2e::local_aws().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let template = "Resources:
+  Queue:
+    Type: AWS::SQS::Queue
+  Function:
+    Type: AWS::Serverless::Function
+    Properties:
+      Events:
+        Orders:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt Queue.Arn
+            BatchSize: 10
+";
+    let path = dir.path().join("template.yaml");
+    std::fs::write(&path, template).unwrap();
+    let run = up(&["--template", path.to_str().unwrap(), "--stack-name", &e2e::unique_name("unscaled")]);
+    let function = &run.json()["functions"]["Function"];
+    assert_eq!(function["batchSize"], 10, "{function}");
+    assert_eq!(function["maximumConcurrency"], Value::Null, "{function}");
+    assert!(run.stderr.contains("# Function: no ScalingConfig.MaximumConcurrency: Lambda's default applies"), "{}", run.stderr);
 }

@@ -1,11 +1,19 @@
 //! Batch-layer benchmarks; figures are printed, never asserted.
 //!
 //! ```text
-//! cargo bench -p sqs-kit --bench batch
+//! cargo bench -p sqs-kit --bench batch [-- [--rounds=N] [WORD...]]
 //! ```
+//! Words pick the rows whose name holds one of them (`-- embedded memory`); `--rounds=N` runs
+//! every per-record row for N batches of 100. Wall figures swing with the machine's load;
+//! instruction counts do not: run the binary under `valgrind --tool=callgrind` at two round
+//! counts and divide the difference by the records between them.
+//!
 //! - per-record overhead of the batch layer with a handler that does no I/O, alone and with
-//!   idempotency on the memory store, the embedded store and (when `AWS_ENDPOINT_URL` is set,
-//!   as under `scripts/with-moto`) DynamoDB;
+//!   idempotency on the memory store, the embedded store, (when `AWS_ENDPOINT_URL` is set, as
+//!   under `scripts/with-moto`) DynamoDB and (when `REDIS_URL` is set, as under
+//!   `scripts/with-redis`) Redis;
+//! - the store's requests per record on each idempotency path, counted on the wire: by the
+//!   DynamoDB client's interceptor, and by a proxy in front of the Redis server;
 //! - wall time of a 10-record batch whose handler sleeps 50 ms per record, on a standard queue
 //!   (concurrent), a FIFO queue with one group (sequential) and a FIFO queue with 10 groups.
 
@@ -15,7 +23,11 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-use sqs_kit::store::{DynamoDbStore, EmbeddedStore, IdempotencyStore, MemoryStore};
+mod support;
+
+use support::redis_wire::CountingProxy;
+
+use sqs_kit::store::{DynamoDbStore, EmbeddedStore, IdempotencyStore, MemoryStore, RedisConfig, RedisStore};
 use sqs_kit::{
     handler_fn, typed, BatchConfig, BatchProcessor, IdempotencyConfig, Idempotent, InvocationContext, RecordContext, RecordError,
     RecordService,
@@ -79,6 +91,18 @@ async fn per_record_overhead<S: RecordService>(processor: &BatchProcessor<S>, ro
     started.elapsed() / (rounds as u32 * 100)
 }
 
+/// `redis-server 7.0.15`, or what the server says it is.
+async fn redis_version(url: &str) -> String {
+    let mut connection = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let info: String = redis::cmd("INFO").arg("server").query_async(&mut connection).await.unwrap();
+    let field = |name: &str| info.lines().find_map(|line| line.strip_prefix(name)).map(str::trim).map(str::to_owned);
+    match (field("valkey_version:"), field("redis_version:")) {
+        (Some(version), _) => format!("valkey-server {version}"),
+        (None, Some(version)) => format!("redis-server {version}"),
+        (None, None) => "unknown server".to_owned(),
+    }
+}
+
 fn idempotent(store: Arc<dyn IdempotencyStore>) -> BatchProcessor<impl RecordService> {
     let config = IdempotencyConfig::keyed_by("/eventId");
     BatchProcessor::new(Idempotent::new(order_id_handler(), store, config).unwrap(), BatchConfig::default())
@@ -120,57 +144,125 @@ async fn sleeping_batch(groups: Option<usize>) -> Duration {
     best
 }
 
-/// DynamoDB requests per record on each idempotency path, counted on the wire.
-async fn requests_per_path(store: Arc<DynamoDbStore>) {
+/// The store's requests per record on each idempotency path, as `sent` counts them on the wire;
+/// the transactional path only for a store with transactions.
+async fn requests_per_path(label: &str, store: Arc<dyn IdempotencyStore>, sent: impl Fn() -> usize) {
     let records = 20;
-    let cost = |before: usize| (store.requests_sent() - before) as f64 / records as f64;
+    let cost = |before: usize| (sent() - before) as f64 / records as f64;
     let warm = idempotent(store.clone());
-    let before = store.requests_sent();
+    let before = sent();
     warm.process(numbered_event(5_000_000, records, None), invocation()).await.unwrap();
-    println!("| DynamoDB requests per record: fresh | {:.2} |", cost(before));
-    let before = store.requests_sent();
+    println!("| {label} requests per record: fresh | {:.2} |", cost(before));
+    let before = sent();
     warm.process(numbered_event(5_000_000, records, None), invocation()).await.unwrap();
-    println!("| DynamoDB requests per record: duplicate, warm cache | {:.2} |", cost(before));
+    println!("| {label} requests per record: duplicate, warm cache | {:.2} |", cost(before));
     let cold = idempotent(store.clone());
-    let before = store.requests_sent();
+    let before = sent();
     cold.process(numbered_event(5_000_000, records, None), invocation()).await.unwrap();
-    println!("| DynamoDB requests per record: duplicate, cold | {:.2} |", cost(before));
+    println!("| {label} requests per record: duplicate, cold | {:.2} |", cost(before));
+    if !store.supports_transactions() {
+        return;
+    }
     let transactional = BatchProcessor::new(
         Idempotent::new(order_id_handler(), store.clone(), IdempotencyConfig::keyed_by("/eventId").transactional()).unwrap(),
         BatchConfig::default(),
     );
-    let before = store.requests_sent();
+    let before = sent();
     transactional.process(numbered_event(6_000_000, records, None), invocation()).await.unwrap();
-    println!("| DynamoDB requests per record: transactional | {:.2} |", cost(before));
+    println!("| {label} requests per record: transactional | {:.2} |", cost(before));
+}
+
+/// A Redis store whose keys are this run's alone, on the server at `url`.
+fn redis_store(url: &str) -> Arc<RedisStore> {
+    let prefix =
+        format!("bench-{}-{}:", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+    Arc::new(RedisStore::new(RedisConfig::new(url).with_key_prefix(prefix)).unwrap())
+}
+
+/// Which rows run, from the command line (see the module's documentation).
+struct Selection {
+    words: Vec<String>,
+    rounds: Option<usize>,
+}
+
+impl Selection {
+    fn from_args() -> Self {
+        let mut selection = Self { words: Vec::new(), rounds: None };
+        for arg in std::env::args().skip(1) {
+            if let Some(rounds) = arg.strip_prefix("--rounds=") {
+                selection.rounds = Some(rounds.parse().expect("--rounds takes a whole number of batches"));
+            } else if !arg.starts_with("--") {
+                // `cargo bench` adds `--bench`; other flags are not this bench's.
+                selection.words.push(arg);
+            }
+        }
+        selection
+    }
+
+    fn runs(&self, row: &str) -> bool {
+        self.words.is_empty() || self.words.iter().any(|word| row.contains(word.as_str()))
+    }
+
+    /// Prints the per-record overhead of `processor` as row `row`, over `rounds` batches
+    /// unless `--rounds` says otherwise.
+    async fn per_record<S: RecordService>(&self, row: &str, processor: &BatchProcessor<S>, rounds: usize) {
+        let overhead = per_record_overhead(processor, self.rounds.unwrap_or(rounds)).await;
+        println!("| per-record overhead, {row} | {:.1} µs |", overhead.as_secs_f64() * 1e6);
+    }
 }
 
 #[tokio::main]
 async fn main() {
+    let selection = Selection::from_args();
     println!("| benchmark | figure |");
     println!("|---|---|");
-    let plain = BatchProcessor::new(order_id_handler(), BatchConfig::default());
-    let micros = |d: Duration| d.as_secs_f64() * 1e6;
-    println!("| per-record overhead, batch layer alone, no I/O | {:.1} µs |", micros(per_record_overhead(&plain, 300).await));
-    let memory = idempotent(Arc::new(MemoryStore::new()));
-    println!("| per-record overhead, idempotency on the memory store | {:.1} µs |", micros(per_record_overhead(&memory, 300).await));
-    let state = std::env::temp_dir().join(format!("sqs-kit-bench-{}", std::process::id()));
-    let embedded = idempotent(Arc::new(EmbeddedStore::open(&state).unwrap()));
-    println!("| per-record overhead, idempotency on the embedded store | {:.1} µs |", micros(per_record_overhead(&embedded, 50).await));
-    let _ = std::fs::remove_dir_all(&state);
-    match dynamodb_store().await {
-        Some(store) => {
-            let dynamodb = idempotent(store.clone());
-            println!(
-                "| per-record overhead, idempotency on DynamoDB (moto, local) | {:.1} µs |",
-                micros(per_record_overhead(&dynamodb, 5).await)
-            );
-            requests_per_path(store).await;
+    let row = "batch layer alone, no I/O";
+    if selection.runs(row) {
+        selection.per_record(row, &BatchProcessor::new(order_id_handler(), BatchConfig::default()), 300).await;
+    }
+    let row = "idempotency on the memory store";
+    if selection.runs(row) {
+        selection.per_record(row, &idempotent(Arc::new(MemoryStore::new())), 300).await;
+    }
+    let row = "idempotency on the embedded store";
+    if selection.runs(row) {
+        let state = std::env::temp_dir().join(format!("sqs-kit-bench-{}", std::process::id()));
+        selection.per_record(row, &idempotent(Arc::new(EmbeddedStore::open(&state).unwrap())), 50).await;
+        let _ = std::fs::remove_dir_all(&state);
+    }
+    if selection.runs("idempotency on DynamoDB") {
+        match dynamodb_store().await {
+            Some(store) => {
+                selection.per_record("idempotency on DynamoDB (moto, local)", &idempotent(store.clone()), 5).await;
+                let counted = store.clone();
+                requests_per_path("DynamoDB", store, move || counted.requests_sent()).await;
+            }
+            None => {
+                println!("| per-record overhead, idempotency on DynamoDB | not run: AWS_ENDPOINT_URL is not set (use scripts/with-moto) |")
+            }
         }
-        None => println!("| per-record overhead, idempotency on DynamoDB | not run: AWS_ENDPOINT_URL is not set (use scripts/with-moto) |"),
+    }
+    if selection.runs("idempotency on Redis") {
+        match std::env::var("REDIS_URL").ok().filter(|url| !url.is_empty()) {
+            Some(url) => {
+                let version = redis_version(&url).await;
+                selection.per_record(&format!("idempotency on Redis ({version}, local)"), &idempotent(redis_store(&url)), 30).await;
+                let proxy = CountingProxy::start(&url).await;
+                let store = redis_store(&proxy.url);
+                // The connections' handshakes (HELLO, AUTH, CLIENT SETINFO) are not a record's.
+                store.get("warm-up").await.unwrap();
+                store.get("warm-up").await.unwrap();
+                requests_per_path("Redis", store, || proxy.commands()).await;
+            }
+            None => println!("| per-record overhead, idempotency on Redis | not run: REDIS_URL is not set (use scripts/with-redis) |"),
+        }
     }
     for (name, groups) in [("standard queue (concurrent)", None), ("FIFO, one group (sequential)", Some(1)), ("FIFO, 10 groups", Some(10))]
     {
-        let wall = sleeping_batch(groups).await;
-        println!("| 10 records × 50 ms sleep, {name} | {:.1} ms |", wall.as_secs_f64() * 1e3);
+        let row = format!("10 records × 50 ms sleep, {name}");
+        if selection.runs(&row) {
+            let wall = sleeping_batch(groups).await;
+            println!("| {row} | {:.1} ms |", wall.as_secs_f64() * 1e3);
+        }
     }
 }

@@ -6,11 +6,25 @@
 /// Name of the DynamoDB idempotency table (Lambda mode, and `--store dynamodb`).
 #[cfg(feature = "dynamodb")]
 pub(crate) const IDEMPOTENCY_TABLE: &str = "IDEMPOTENCY_TABLE";
+/// The Redis store's server (Lambda mode, and `--store redis`): `redis://` or `rediss://` (TLS),
+/// with `user:password@` for AUTH.
+#[cfg(feature = "redis")]
+pub(crate) const REDIS_URL: &str = "REDIS_URL";
+/// Connections the Redis store keeps open, 1 to 64; default 2.
+#[cfg(feature = "redis")]
+pub(crate) const REDIS_CONNECTIONS: &str = "SQS_KIT_REDIS_CONNECTIONS";
+/// How long the Redis store waits to connect and for each answer, in milliseconds (1 to
+/// 60000); default 1000.
+#[cfg(feature = "redis")]
+pub(crate) const REDIS_TIMEOUT_MS: &str = "SQS_KIT_REDIS_TIMEOUT_MS";
 /// Local state directory of the embedded store; `--state` overrides it. Default `.local`.
 #[cfg(feature = "local")]
 pub(crate) const STATE_DIR: &str = "SQS_KIT_STATE";
 /// Set by Lambda (and `cargo lambda watch`): serve the Runtime API.
 pub(crate) const LAMBDA_RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
+/// Set by Lambda Managed Instances: how many invocations the process serves at once. Unset, 1,
+/// or not a whole number above 0 (with a warning): one at a time.
+pub(crate) const LAMBDA_MAX_CONCURRENCY: &str = "AWS_LAMBDA_MAX_CONCURRENCY";
 /// The deployed function's name; in local modes it overrides the binary's own name.
 pub(crate) const FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
 /// Log level (`error`, `warn`, `info`, `debug`, `trace`) or a `tracing` filter; `RUST_LOG` is

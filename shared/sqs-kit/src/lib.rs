@@ -11,8 +11,8 @@
 //! - [`idempotency`]: the [`Idempotent`] layer (also a `tower::Layer`, [`IdempotencyLayer`])
 //!   processes each key once, in claim mode or transactionally with the handler's own writes.
 //! - [`store`]: where idempotency records live: [`store::MemoryStore`] always,
-//!   [`store::DynamoDbStore`] and [`store::EmbeddedStore`] behind features, or a store of one's
-//!   own implementing [`store::IdempotencyStore`].
+//!   [`store::DynamoDbStore`], [`store::EmbeddedStore`] and [`store::RedisStore`] behind
+//!   features, or a store of one's own implementing [`store::IdempotencyStore`].
 //! - [`metrics`]: CloudWatch embedded metric lines from a batch's report.
 //! - [`runner`]: one call in `main` that serves Lambda or runs `replay` and `poll` locally.
 //! - [`error`] and [`record`]: a record's failure and what a handler learns about its record;
@@ -54,6 +54,7 @@
 //! |---|---|---|
 //! | `dynamodb` | yes | [`store::DynamoDbStore`], DynamoDB business writes, Lambda mode's default store |
 //! | `embedded` | yes | [`store::EmbeddedStore`]: SQLite in a file, shared by local processes |
+//! | `redis` | no | [`store::RedisStore`]: a Redis or Valkey server (claim mode only), Lambda mode's store when `REDIS_URL` is set, `--store redis` |
 //! | `local` | yes | the `replay` and `poll` modes of [`runner::Runner`], its `--store` flags ([`runner::StoreArgs`]) and the helpers for a function's own commands |
 //! | `fault-injection` | no | `SQS_KIT_FAULT` crash and fault rules, for tests |
 //!

@@ -50,18 +50,19 @@ impl RecordMeta {
         Self { message_id: message_id.into(), receive_count: 1, ..Self::default() }
     }
 
-    /// Reads the metadata of a record whose message id the caller has already checked.
-    pub(crate) fn from_message(message_id: String, message: &SqsMessage) -> Self {
+    /// The metadata of `message`, taken out of it; `None` when it has no (or an empty) message id.
+    pub(crate) fn from_message(message: SqsMessage) -> Option<Self> {
+        let message_id = message.message_id.filter(|id| !id.is_empty())?;
         let attribute = |name: &str| message.attributes.get(name);
-        Self {
+        Some(Self {
             message_id,
             receive_count: attribute("ApproximateReceiveCount").and_then(|count| count.parse().ok()).unwrap_or(1),
             message_group_id: attribute("MessageGroupId").cloned(),
             sent_timestamp_ms: attribute("SentTimestamp").and_then(|ts| ts.parse().ok()),
-            event_source_arn: message.event_source_arn.clone(),
-            attributes: message.attributes.clone(),
-            message_attributes: message.message_attributes.clone(),
-        }
+            event_source_arn: message.event_source_arn,
+            attributes: message.attributes,
+            message_attributes: message.message_attributes,
+        })
     }
 }
 

@@ -101,6 +101,22 @@ fn transactional_refuses_a_store_it_has_no_adapters_for() {
 }
 
 #[test]
+fn transactional_mode_on_redis_is_refused_at_start_before_any_record() {
+    // Only the URL's shape matters: the refusal comes before anything is sent.
+    let run = e2e::run(
+        e2e::example("sqs-kit", "transactional").as_path(),
+        ["replay", DEPOSITS, "--store", "redis"],
+        &[("REDIS_URL", "redis://127.0.0.1:9")],
+    );
+    assert_eq!(run.code, Some(2), "a store that cannot serve the configuration is bad input: {run:?}");
+    assert!(
+        run.stderr.contains("transactional idempotency needs a store that commits the record with the business writes, and the Redis store at 127.0.0.1:9 cannot"),
+        "{run:?}"
+    );
+    assert_eq!(run.stdout, "", "nothing was processed");
+}
+
+#[test]
 fn fifo_holds_back_the_rest_of_the_failed_group_only() {
     let run = embedded("fifo").replay(FIFO);
     // acc-A's debit overdraws; acc-A's later credit waits for it. acc-B's debit, after the

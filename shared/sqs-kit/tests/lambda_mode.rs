@@ -82,3 +82,64 @@ async fn lambda_mode_returns_the_failure_list_and_errors_when_all_fail() {
     assert_eq!(metric_lines[0]["RecordsProcessed"], 2);
     assert_eq!(metric_lines[0]["FunctionName"], "validate-orders");
 }
+
+#[tokio::test]
+async fn with_redis_url_set_lambda_mode_keeps_its_records_in_redis() {
+    let Some(url) = common::local_redis() else { return };
+    let sample = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/example/validate-orders.json")).unwrap();
+    // A function name of this test's own keeps its keys apart on the shared server.
+    let name = common::unique_name("validate");
+    let api = RuntimeApi::function(&name).serve(vec![sample.clone(), sample]);
+    let mut function =
+        api.command(common::example_binary()).env("REDIS_URL", &url).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let first = api.reply(Duration::from_secs(30)).expect("a reply to the first invocation");
+    let second = api.reply(Duration::from_secs(30)).expect("a reply to the second invocation");
+    function.kill().unwrap();
+    function.wait().unwrap();
+    assert_eq!((first.kind, second.kind), ("response", "response"));
+    assert_eq!(first.body, second.body, "the same records fail, the same succeed: {second:?}");
+
+    let store = sqs_kit::store::RedisStore::new(sqs_kit::store::RedisConfig::new(url)).unwrap();
+    let record = sqs_kit::store::IdempotencyStore::get(&store, &format!("{name}#8c1f6d0e-5d3a-4c55-9a57-1f2b8f0c4a11")).await.unwrap();
+    assert_eq!(record.map(|r| r.status), Some(sqs_kit::idempotency::Status::Completed), "the record is in Redis");
+}
+
+#[tokio::test]
+async fn with_both_idempotency_table_and_redis_url_set_the_table_is_the_store() {
+    // A function may have a REDIS_URL of its own business; the table it was given still wins.
+    let (Some(config), Some(url)) = (common::local_aws().await, common::local_redis()) else { return };
+    let table = common::unique_name("idempotency");
+    common::create_table(&config, &table, "id", None).await;
+    let sample = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/example/validate-orders.json")).unwrap();
+    let name = common::unique_name("validate");
+    let api = RuntimeApi::function(&name).serve(vec![sample]);
+    let mut function = api
+        .command(common::example_binary())
+        .env("REDIS_URL", &url)
+        .env("IDEMPOTENCY_TABLE", &table)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let reply = api.reply(Duration::from_secs(30)).expect("a reply to the invocation");
+    function.kill().unwrap();
+    function.wait().unwrap();
+    assert_eq!(reply.kind, "response", "{reply:?}");
+
+    let id = format!("{name}#8c1f6d0e-5d3a-4c55-9a57-1f2b8f0c4a11");
+    let dynamodb = sqs_kit::store::DynamoDbStore::with_config(&config, &table);
+    assert!(sqs_kit::store::IdempotencyStore::get(&dynamodb, &id).await.unwrap().is_some(), "the record is in the table");
+    let redis = sqs_kit::store::RedisStore::new(sqs_kit::store::RedisConfig::new(url)).unwrap();
+    assert_eq!(sqs_kit::store::IdempotencyStore::get(&redis, &id).await.unwrap(), None, "and not in Redis");
+}
+
+#[test]
+fn without_a_table_or_a_redis_url_the_function_stops_before_any_invocation_saying_what_to_set() {
+    let api = RuntimeApi::function("validate-orders").serve(vec![r#"{"Records":[]}"#.to_owned()]);
+    let output = api.command(common::example_binary()).env_remove("REDIS_URL").env_remove("IDEMPOTENCY_TABLE").output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let logs = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        logs.contains("needs an idempotency store in Lambda: set IDEMPOTENCY_TABLE to a DynamoDB table, or REDIS_URL to a Redis server"),
+        "{logs}"
+    );
+}

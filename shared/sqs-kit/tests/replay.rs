@@ -310,3 +310,26 @@ fn an_event_file_saved_with_a_byte_order_mark_replays() {
     let from_stdin = replay(&["-"], Some(&format!("\u{feff}{event}")));
     assert_eq!(from_stdin.status.code(), Some(0), "{}", text(&from_stdin.stderr));
 }
+
+#[test]
+fn a_redis_server_that_is_down_fails_every_record_transiently_naming_the_store() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let output = Command::new(common::example_binary())
+        .args(["replay", SAMPLE, "--store", "redis"])
+        .current_dir(e2e::workspace_root())
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .env("REDIS_URL", format!("redis://{closed}"))
+        .env("SQS_KIT_REDIS_TIMEOUT_MS", "200")
+        .output()
+        .unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let response: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(response["batchItemFailures"].as_array().unwrap().len(), 5, "every record is left for SQS to deliver again: {stderr}");
+    for id in VALID {
+        assert!(
+            stderr.contains(&format!("{id}  failed (transient): the idempotency store (Redis store at {closed}) failed to claim")),
+            "{stderr}"
+        );
+    }
+}

@@ -1,5 +1,7 @@
 //! One conformance suite, run against every idempotency store: memory, embedded (SQLite in a
-//! temporary directory) and DynamoDB (moto's, through `AWS_ENDPOINT_URL`).
+//! temporary directory), DynamoDB (moto's, through `AWS_ENDPOINT_URL`) and Redis (a real server,
+//! through `REDIS_URL`: `scripts/with-redis`). The transactional part runs on the stores that
+//! have transactions; Redis has none and must refuse.
 
 mod common;
 
@@ -11,7 +13,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use serde_json::json;
 use sqs_kit::idempotency::{IdempotencyRecord, Now, Status};
 use sqs_kit::store::{
-    BusinessWrite, Claim, ClaimWriteFailure, CommitFailure, DynamoDbStore, EmbeddedStore, IdempotencyStore, MemoryStore, WriteRejected,
+    BusinessWrite, Claim, ClaimWriteFailure, CommitFailure, DynamoDbStore, EmbeddedStore, IdempotencyStore, MemoryStore, RedisConfig,
+    RedisStore, WriteRejected,
 };
 
 /// Business state each store keeps its own way: named counters, decremented under the
@@ -26,7 +29,8 @@ trait Counters: Send + Sync {
 struct Subject {
     label: &'static str,
     store: Arc<dyn IdempotencyStore>,
-    counters: Box<dyn Counters>,
+    /// The store's business data, for the stores with transactions.
+    counters: Option<Box<dyn Counters>>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -130,8 +134,8 @@ async fn subjects() -> Vec<Subject> {
     let dir = tempfile::tempdir().unwrap();
     let embedded = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
     let mut subjects = vec![
-        Subject { label: "memory", store: memory.clone(), counters: Box::new(MemoryCounters(memory)), _dir: None },
-        Subject { label: "embedded", store: embedded.clone(), counters: Box::new(EmbeddedCounters(embedded)), _dir: Some(dir) },
+        Subject { label: "memory", store: memory.clone(), counters: Some(Box::new(MemoryCounters(memory))), _dir: None },
+        Subject { label: "embedded", store: embedded.clone(), counters: Some(Box::new(EmbeddedCounters(embedded))), _dir: Some(dir) },
     ];
     if let Some(config) = common::local_aws().await {
         let table = common::unique_name("idempotency");
@@ -140,9 +144,30 @@ async fn subjects() -> Vec<Subject> {
         common::create_table(&config, &business, "pk", None).await;
         let store = Arc::new(DynamoDbStore::with_config(&config, &table));
         let counters = DynamoDbCounters { client: store.client().clone(), table: business };
-        subjects.push(Subject { label: "dynamodb", store, counters: Box::new(counters), _dir: None });
+        subjects.push(Subject { label: "dynamodb", store, counters: Some(Box::new(counters)), _dir: None });
+    }
+    if let Some(store) = redis_store() {
+        subjects.push(Subject { label: "redis", store: Arc::new(store), counters: None, _dir: None });
     }
     subjects
+}
+
+/// A Redis store whose keys no other test (or earlier run) uses.
+fn redis_store() -> Option<RedisStore> {
+    let url = common::local_redis()?;
+    Some(RedisStore::new(RedisConfig::new(url).with_key_prefix(format!("{}:", common::unique_name("conformance")))).unwrap())
+}
+
+/// The stores with transactions, and their business data.
+async fn transactional_subjects() -> Vec<(Subject, Box<dyn Counters>)> {
+    subjects()
+        .await
+        .into_iter()
+        .filter_map(|mut s| {
+            let counters = s.counters.take()?;
+            Some((s, counters))
+        })
+        .collect()
 }
 
 fn now() -> Now {
@@ -355,45 +380,45 @@ async fn evict_removes_any_record() {
 
 #[tokio::test]
 async fn transactional_commit_writes_the_record_and_the_business_writes_together() {
-    for s in subjects().await {
+    for (s, counters) in transactional_subjects().await {
         let t = now();
-        s.counters.set("sku-a", 5).await;
-        s.counters.set("sku-b", 3).await;
+        counters.set("sku-a", 5).await;
+        counters.set("sku-b", 3).await;
         let record = completed("fn#tx", "h1", t, DAY);
-        let writes = vec![s.counters.take("sku-a", 2), s.counters.take("sku-b", 3)];
+        let writes = vec![counters.take("sku-a", 2), counters.take("sku-b", 3)];
         s.store.commit(&record, writes, t, t.plus(MINUTE)).await.unwrap();
-        assert_eq!((s.counters.get("sku-a").await, s.counters.get("sku-b").await), (3, 0), "{}", s.label);
+        assert_eq!((counters.get("sku-a").await, counters.get("sku-b").await), (3, 0), "{}", s.label);
         assert_eq!(s.store.get("fn#tx").await.unwrap(), Some(record), "{}", s.label);
     }
 }
 
 #[tokio::test]
 async fn transactional_commit_on_a_taken_key_writes_nothing_and_returns_the_record() {
-    for s in subjects().await {
+    for (s, counters) in transactional_subjects().await {
         let t = now();
-        s.counters.set("sku-a", 5).await;
+        counters.set("sku-a", 5).await;
         let first = completed("fn#tx-dup", "h1", t, DAY);
-        s.store.commit(&first, vec![s.counters.take("sku-a", 2)], t, t.plus(MINUTE)).await.unwrap();
-        match s.store.commit(&completed("fn#tx-dup", "h1", t, DAY), vec![s.counters.take("sku-a", 2)], t, t.plus(MINUTE)).await {
+        s.store.commit(&first, vec![counters.take("sku-a", 2)], t, t.plus(MINUTE)).await.unwrap();
+        match s.store.commit(&completed("fn#tx-dup", "h1", t, DAY), vec![counters.take("sku-a", 2)], t, t.plus(MINUTE)).await {
             Err(CommitFailure::ClaimLost(existing)) => assert_eq!(existing.map(|existing| *existing), Some(first), "{}", s.label),
             other => panic!("{}: expected the claim to be lost, got {other:?}", s.label),
         }
-        assert_eq!(s.counters.get("sku-a").await, 3, "{}: the effect applied twice", s.label);
+        assert_eq!(counters.get("sku-a").await, 3, "{}: the effect applied twice", s.label);
     }
 }
 
 #[tokio::test]
 async fn transactional_commit_with_a_failing_business_condition_writes_nothing() {
-    for s in subjects().await {
+    for (s, counters) in transactional_subjects().await {
         let t = now();
-        s.counters.set("sku-a", 5).await;
-        s.counters.set("sku-b", 1).await;
-        let writes = vec![s.counters.take("sku-a", 2), s.counters.take("sku-b", 2)];
+        counters.set("sku-a", 5).await;
+        counters.set("sku-b", 1).await;
+        let writes = vec![counters.take("sku-a", 2), counters.take("sku-b", 2)];
         match s.store.commit(&completed("fn#tx-short", "h1", t, DAY), writes, t, t.plus(MINUTE)).await {
             Err(CommitFailure::BusinessCondition { index, .. }) => assert_eq!(index, 1, "{}", s.label),
             other => panic!("{}: expected a business condition failure, got {other:?}", s.label),
         }
-        assert_eq!((s.counters.get("sku-a").await, s.counters.get("sku-b").await), (5, 1), "{}: partial effect", s.label);
+        assert_eq!((counters.get("sku-a").await, counters.get("sku-b").await), (5, 1), "{}: partial effect", s.label);
         assert_eq!(s.store.get("fn#tx-short").await.unwrap(), None, "{}", s.label);
     }
 }
@@ -406,4 +431,66 @@ async fn writes_of_another_store_are_refused_with_a_clear_error() {
     let foreign = MemoryCounters(memory).take("x", 1);
     let error = embedded.commit(&completed("fn#x", "h", now(), DAY), vec![foreign], now(), now().plus(MINUTE)).await.unwrap_err();
     assert!(error.to_string().contains("cannot run a memory business write"), "{error}");
+}
+
+#[tokio::test]
+async fn a_store_without_transactions_says_so_and_refuses_a_commit() {
+    let Some(store) = redis_store() else { return };
+    assert!(!store.supports_transactions());
+    let error = store.commit(&completed("fn#tx", "h1", now(), DAY), vec![], now(), now().plus(MINUTE)).await.unwrap_err();
+    assert!(error.to_string().contains("use claim mode"), "{error}");
+    assert_eq!(store.get("fn#tx").await.unwrap(), None, "a refused commit wrote the record");
+    for s in subjects().await.into_iter().filter(|s| s.counters.is_some()) {
+        assert!(s.store.supports_transactions(), "{}", s.label);
+    }
+}
+
+/// Redis removes a record by itself once it can no longer block a claim: at the end of its
+/// `expiration` second, an `IN_PROGRESS` claim included (its takeover is by the claim condition).
+#[tokio::test]
+async fn redis_keys_expire_with_their_records() {
+    let Some(store) = redis_store() else { return };
+    let mut connection = redis::Client::open(common::local_redis().unwrap()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let t = now();
+    let claim = in_progress("fn#ttl", "h1", t, MINUTE);
+    store.claim(&claim, t).await.unwrap();
+    let expire_at: i64 = redis::cmd("PEXPIRETIME").arg(store.key("fn#ttl")).query_async(&mut connection).await.unwrap();
+    assert_eq!(expire_at, (claim.expiration + 1) * 1000, "the claim's key expires with the record");
+    let done = completion(&claim, t, Duration::from_secs(90));
+    store.complete(&claim, &done).await.unwrap();
+    let expire_at: i64 = redis::cmd("PEXPIRETIME").arg(store.key("fn#ttl")).query_async(&mut connection).await.unwrap();
+    assert_eq!(expire_at, (done.expiration + 1) * 1000, "the completed record's key expires with it");
+
+    // A record whose time is up is gone from the server, not only treated as absent.
+    let short = in_progress("fn#short", "h1", t, MINUTE);
+    let short = IdempotencyRecord { expiration: t.secs, ..short };
+    store.claim(&short, t).await.unwrap();
+    tokio::time::sleep(Duration::from_millis((expire_at_ms(short.expiration) - Now::system().millis).max(0) as u64 + 50)).await;
+    let exists: i64 = redis::cmd("EXISTS").arg(store.key("fn#short")).query_async(&mut connection).await.unwrap();
+    assert_eq!(exists, 0, "Redis kept an expired record");
+}
+
+fn expire_at_ms(expiration: i64) -> i64 {
+    (expiration + 1) * 1000
+}
+
+/// The claim is one script on the server: two stores (two processes' worth of connections) racing
+/// for one key give it to exactly one of them, and the other is handed the winner's record.
+#[tokio::test]
+async fn redis_claims_racing_on_one_key_have_one_winner() {
+    let Some(first) = redis_store() else { return };
+    let url = common::local_redis().unwrap();
+    let prefix = first.key("");
+    let second = RedisStore::new(RedisConfig::new(url).with_key_prefix(prefix)).unwrap();
+    for round in 0..20 {
+        let id = format!("fn#race-{round}");
+        let t = now();
+        let (a, b) = (in_progress(&id, "h1", t, MINUTE), in_progress(&id, "h1", t, MINUTE));
+        let (ra, rb) = tokio::join!(first.claim(&a, t), second.claim(&b, t));
+        match (ra.unwrap(), rb.unwrap()) {
+            (Claim::Acquired, Claim::Existing(found)) => assert_eq!(found, a),
+            (Claim::Existing(found), Claim::Acquired) => assert_eq!(found, b),
+            other => panic!("round {round}: expected one winner, got {other:?}"),
+        }
+    }
 }

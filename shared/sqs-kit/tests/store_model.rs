@@ -15,7 +15,8 @@
 //! Each store prints its case count and seed. With `CI=true` the seed is fixed; otherwise it is
 //! random, and `SQS_KIT_MODEL_SEED=<64 hex digits>` replays a printed one;
 //! `SQS_KIT_MODEL_CASES=N` changes the count. DynamoDB runs against moto when
-//! `AWS_ENDPOINT_URL` is set (`scripts/with-moto`).
+//! `AWS_ENDPOINT_URL` is set (`scripts/with-moto`), Redis against the server at `REDIS_URL`
+//! (`scripts/with-redis`).
 
 mod common;
 
@@ -29,7 +30,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 use serde_json::json;
 use sqs_kit::idempotency::{IdempotencyRecord, Now, Status};
-use sqs_kit::store::{Claim, ClaimWriteFailure, DynamoDbStore, EmbeddedStore, IdempotencyStore, MemoryStore};
+use sqs_kit::store::{Claim, ClaimWriteFailure, DynamoDbStore, EmbeddedStore, IdempotencyStore, MemoryStore, RedisConfig, RedisStore};
 
 /// The seed with `CI=true`, so that a CI run is reproducible.
 const CI_SEED: [u8; 32] = *b"sqs-kit store model: CI seed #1.";
@@ -281,6 +282,13 @@ fn the_dynamodb_store_is_linearizable_against_the_model() {
         return;
     };
     check_store("dynamodb", 200, Arc::new(store), &runtime);
+}
+
+#[test]
+fn the_redis_store_is_linearizable_against_the_model() {
+    let Some(url) = common::local_redis() else { return };
+    let store = RedisStore::new(RedisConfig::new(url).with_key_prefix(format!("{}:", common::unique_name("model")))).unwrap();
+    check_store("redis", 500, Arc::new(store), &runtime());
 }
 
 /// The model itself, on the histories the contract's scenarios produce one call at a time.

@@ -357,49 +357,53 @@ impl<S: RecordService> BatchProcessor<S> {
         let started = Instant::now();
         let kind = QueueKind::detect(&event);
         let records = prepare(event.records)?;
-        let max_message_age = max_message_age(&records);
-        let lanes = self.lanes(kind, &records);
+        let metas: Vec<Arc<RecordMeta>> = records.iter().map(|record| Arc::clone(&record.meta)).collect();
+        let max_message_age = max_message_age(&metas);
+        let lanes = self.lanes(kind, &metas, records);
         let permits = Semaphore::new(self.config.max_concurrency.max(1));
 
-        let mut outcomes: Vec<Option<Outcome>> = vec![None; records.len()];
-        let lane_runs = lanes.into_iter().map(|lane| self.run_lane(lane, &records, &invocation, &permits));
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; metas.len()];
+        let lane_runs = lanes.into_iter().map(|lane| self.run_lane(lane, &invocation, &permits));
         for lane_outcomes in futures::future::join_all(lane_runs).await {
             for (index, outcome) in lane_outcomes {
                 outcomes[index] = Some(outcome);
             }
         }
 
-        let records = records
-            .into_iter()
+        let records = metas
+            .iter()
             .zip(outcomes)
-            .map(|(record, outcome)| RecordReport {
-                message_id: record.meta.message_id.clone(),
+            .map(|(meta, outcome)| RecordReport {
+                message_id: meta.message_id.clone(),
                 outcome: outcome.expect("every record belongs to exactly one lane"),
             })
             .collect();
         Ok(BatchReport { records, elapsed: started.elapsed(), max_message_age })
     }
 
-    /// Splits the batch into lanes: records of one lane run in order, lanes run side by side.
-    fn lanes(&self, kind: QueueKind, records: &[Prepared]) -> Vec<Vec<usize>> {
+    /// Splits the batch into lanes, each record with its position in the event: records of
+    /// one lane run in order, lanes run side by side. The records move into their lanes, so
+    /// that each body reaches its handler without a copy.
+    fn lanes(&self, kind: QueueKind, metas: &[Arc<RecordMeta>], records: Vec<Prepared>) -> Vec<Lane> {
+        let records = records.into_iter().enumerate();
         match (kind, self.config.fifo_failure_mode) {
-            (QueueKind::Standard, _) => (0..records.len()).map(|index| vec![index]).collect(),
-            (QueueKind::Fifo, FifoFailureMode::StopBatch) => vec![(0..records.len()).collect()],
+            (QueueKind::Standard, _) => records.map(|record| vec![record]).collect(),
+            (QueueKind::Fifo, FifoFailureMode::StopBatch) => vec![records.collect()],
             (QueueKind::Fifo, FifoFailureMode::HoldBackGroup) => {
-                let mut lanes: Vec<Vec<usize>> = Vec::new();
+                let mut lanes: Vec<Lane> = Vec::new();
                 let mut lane_of_group: HashMap<&str, usize> = HashMap::new();
-                for (index, record) in records.iter().enumerate() {
+                for (index, record) in records {
                     // SQS gives every FIFO message a group; a record without one (a hand-made
                     // event) is ordered after nothing, so it holds nothing back either.
-                    let Some(group) = record.meta.message_group_id.as_deref() else {
-                        lanes.push(vec![index]);
+                    let Some(group) = metas[index].message_group_id.as_deref() else {
+                        lanes.push(vec![(index, record)]);
                         continue;
                     };
                     let lane = *lane_of_group.entry(group).or_insert_with(|| {
                         lanes.push(Vec::new());
                         lanes.len() - 1
                     });
-                    lanes[lane].push(index);
+                    lanes[lane].push((index, record));
                 }
                 lanes
             }
@@ -407,17 +411,10 @@ impl<S: RecordService> BatchProcessor<S> {
     }
 
     /// Runs a lane's records in order; after a failure the rest of the lane is held back.
-    async fn run_lane(
-        &self,
-        lane: Vec<usize>,
-        records: &[Prepared],
-        invocation: &Arc<InvocationContext>,
-        permits: &Semaphore,
-    ) -> Vec<(usize, Outcome)> {
+    async fn run_lane(&self, lane: Lane, invocation: &Arc<InvocationContext>, permits: &Semaphore) -> Vec<(usize, Outcome)> {
         let mut outcomes = Vec::with_capacity(lane.len());
         let mut held_back: Option<Skip> = None;
-        for index in lane {
-            let record = &records[index];
+        for (index, record) in lane {
             if let Some(skip) = &held_back {
                 outcomes.push((index, Outcome::NotAttempted(skip.clone())));
                 continue;
@@ -428,7 +425,7 @@ impl<S: RecordService> BatchProcessor<S> {
             let outcome = if remaining < self.config.deadline_margin {
                 Outcome::NotAttempted(Skip::Deadline { remaining })
             } else {
-                self.run_record(record, invocation, span.clone()).await
+                self.run_record(&record.meta, record.body, invocation, span.clone()).await
             };
             span.in_scope(|| log_outcome(&outcome));
             if let Outcome::Failed(_) = outcome {
@@ -446,12 +443,18 @@ impl<S: RecordService> BatchProcessor<S> {
         outcomes
     }
 
-    async fn run_record(&self, record: &Prepared, invocation: &Arc<InvocationContext>, span: tracing::Span) -> Outcome {
-        let body = match &record.body {
-            Ok(body) => body.clone(),
-            Err(error) => return Outcome::Failed(error.clone()),
+    async fn run_record(
+        &self,
+        meta: &Arc<RecordMeta>,
+        body: Result<serde_json::Value, RecordError>,
+        invocation: &Arc<InvocationContext>,
+        span: tracing::Span,
+    ) -> Outcome {
+        let body = match body {
+            Ok(body) => body,
+            Err(error) => return Outcome::Failed(error),
         };
-        let cx = RecordContext::new(Arc::clone(&record.meta), Arc::clone(invocation));
+        let cx = RecordContext::new(Arc::clone(meta), Arc::clone(invocation));
         let service = Arc::clone(&self.service);
         let call = async move {
             crate::fault::before_record(&body).await?;
@@ -490,20 +493,23 @@ struct Prepared {
     body: Result<serde_json::Value, RecordError>,
 }
 
+/// Records that run one after the other, each with its position in the event.
+type Lane = Vec<(usize, Prepared)>;
+
 fn prepare(messages: Vec<SqsMessage>) -> Result<Vec<Prepared>, BatchError> {
     messages
         .into_iter()
         .enumerate()
-        .map(|(index, message)| {
-            let message_id = message.message_id.clone().filter(|id| !id.is_empty()).ok_or(BatchError::MissingMessageId { index })?;
-            let body = decode_body(message.body.as_deref());
-            Ok(Prepared { meta: Arc::new(RecordMeta::from_message(message_id, &message)), body })
+        .map(|(index, mut message)| {
+            let body = message.body.take();
+            let meta = RecordMeta::from_message(message).ok_or(BatchError::MissingMessageId { index })?;
+            Ok(Prepared { meta: Arc::new(meta), body: decode_body(body.as_deref()) })
         })
         .collect()
 }
 
-fn max_message_age(records: &[Prepared]) -> Option<Duration> {
-    let oldest = records.iter().filter_map(|record| record.meta.sent_timestamp_ms).min()?;
+fn max_message_age(metas: &[Arc<RecordMeta>]) -> Option<Duration> {
+    let oldest = metas.iter().filter_map(|meta| meta.sent_timestamp_ms).min()?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as u64;
     Some(Duration::from_millis(now.saturating_sub(oldest)))
 }

@@ -37,7 +37,6 @@ mod transaction;
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::hash::{BuildHasher, Hasher};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -277,9 +276,10 @@ struct InFlight {
 }
 
 impl<S: RecordService> Idempotent<S> {
-    /// `service`, made idempotent on `store` with `config`; an invalid key pointer is refused.
-    pub fn new(service: S, store: Arc<dyn IdempotencyStore>, config: IdempotencyConfig) -> Result<Self, InvalidPointer> {
-        check_pointer(&config)?;
+    /// `service`, made idempotent on `store` with `config`; an invalid key pointer, or
+    /// transactional mode on a store without transactions, is refused.
+    pub fn new(service: S, store: Arc<dyn IdempotencyStore>, config: IdempotencyConfig) -> Result<Self, InvalidIdempotencyConfig> {
+        check(&config, &*store)?;
         Ok(Self::checked(service, store, config))
     }
 
@@ -330,9 +330,10 @@ pub struct IdempotencyLayer {
 }
 
 impl IdempotencyLayer {
-    /// A layer on `store` with `config`, whose key pointer is checked here, once.
-    pub fn new(store: Arc<dyn IdempotencyStore>, config: IdempotencyConfig) -> Result<Self, InvalidPointer> {
-        check_pointer(&config)?;
+    /// A layer on `store` with `config`, checked here, once: the key pointer, and that the
+    /// store has transactions if the configuration is transactional.
+    pub fn new(store: Arc<dyn IdempotencyStore>, config: IdempotencyConfig) -> Result<Self, InvalidIdempotencyConfig> {
+        check(&config, &*store)?;
         Ok(Self { store, config })
     }
 }
@@ -351,17 +352,48 @@ impl<S: RecordService> tower::Layer<S> for IdempotencyLayer {
     }
 }
 
-fn check_pointer(config: &IdempotencyConfig) -> Result<(), InvalidPointer> {
-    match &config.key_pointer {
-        Some(pointer) if !pointer.is_empty() && !pointer.starts_with('/') => Err(InvalidPointer(pointer.clone())),
-        _ => Ok(()),
+// Checked when the layer is built, so that a function misconfigured this way stops before its
+// first batch rather than failing every record of it.
+fn check(config: &IdempotencyConfig, store: &dyn IdempotencyStore) -> Result<(), InvalidIdempotencyConfig> {
+    config.check_for(store)
+}
+
+impl IdempotencyConfig {
+    /// Whether this configuration can work on `store`: a key pointer that is a JSON Pointer,
+    /// and transactions if it is transactional. The layer checks it when it is built; a caller
+    /// that builds adapters on the store first can check it before them.
+    pub fn check_for(&self, store: &dyn IdempotencyStore) -> Result<(), InvalidIdempotencyConfig> {
+        let config = self;
+        match &config.key_pointer {
+            Some(pointer) if !pointer.is_empty() && !pointer.starts_with('/') => {
+                return Err(InvalidIdempotencyConfig::KeyPointer(pointer.clone()));
+            }
+            _ => {}
+        }
+        if config.transactional && !store.supports_transactions() {
+            return Err(InvalidIdempotencyConfig::NoTransactions { store: store.describe() });
+        }
+        Ok(())
     }
 }
 
-/// A key pointer that is not a JSON Pointer.
+/// An idempotency configuration that cannot work.
 #[derive(Debug, thiserror::Error)]
-#[error("the idempotency key pointer {0:?} is not a JSON Pointer: it must be empty or start with '/', e.g. \"/eventId\"")]
-pub struct InvalidPointer(pub String);
+#[non_exhaustive]
+pub enum InvalidIdempotencyConfig {
+    /// A key pointer that is not a JSON Pointer.
+    #[error("the idempotency key pointer {0:?} is not a JSON Pointer: it must be empty or start with '/', e.g. \"/eventId\"")]
+    KeyPointer(String),
+    /// Transactional mode on a store whose commit cannot write business data (Redis).
+    #[error(
+        "transactional idempotency needs a store that commits the record with the business writes, and the {store} cannot; \
+         use DynamoDB or the embedded store, or claim mode (no .transactional())"
+    )]
+    NoTransactions {
+        /// The store, as it describes itself.
+        store: String,
+    },
+}
 
 impl<S: RecordService> RecordService for Idempotent<S> {
     fn call(&self, record: Record) -> RecordFuture {
@@ -401,7 +433,7 @@ impl<S: RecordService> Layer<S> {
     async fn call(self: Arc<Self>, record: Record) -> Result<Handled, RecordError> {
         let key = self.key_of(&record)?;
         let id = format!("{}#{key}", record.cx.invocation.function_name);
-        tracing::Span::current().record("idempotency_key", key_digest(&id).as_str());
+        tracing::Span::current().record("idempotency_key", tracing::field::display(KeyDigest(&id)));
         if id.len() > MAX_ID_BYTES {
             return Err(RecordError::permanent(format!(
                 "the idempotency key is {} bytes, {} with the function name; DynamoDB's limit for a partition key \
@@ -655,53 +687,77 @@ fn kind_of(value: &Value) -> &'static str {
 /// The first 16 hex digits of the key's SHA-256: enough to correlate log lines, without
 /// writing a key that may hold personal data (an e-mail address, say) into the logs.
 pub fn key_digest(id: &str) -> String {
-    Sha256::digest(id.as_bytes()).iter().take(8).fold(String::with_capacity(16), |mut hex, byte| {
-        let _ = write!(hex, "{byte:02x}");
-        hex
-    })
+    KeyDigest(id).to_string()
+}
+
+/// [`key_digest`] as it is written: the record span takes it, and only a subscriber that
+/// records the span pays for the hash.
+struct KeyDigest<'a>(&'a str);
+
+impl std::fmt::Display for KeyDigest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex(&Sha256::digest(self.0.as_bytes())[..8]))
+    }
 }
 
 /// SHA-256 (hex) of the body in canonical form: object keys sorted, no whitespace, so that the
 /// same event re-serialized by another producer hashes the same.
 pub fn payload_hash(body: &Value) -> String {
-    let mut canonical = String::new();
+    let mut canonical = Vec::with_capacity(512);
     write_canonical(body, &mut canonical);
-    let digest = Sha256::digest(canonical.as_bytes());
-    let mut hex = String::with_capacity(64);
-    for byte in digest {
-        let _ = write!(hex, "{byte:02x}");
+    hex(&Sha256::digest(&canonical))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        hex.push(char::from(DIGITS[usize::from(byte & 0xf)]));
     }
     hex
 }
 
-fn write_canonical(value: &Value, out: &mut String) {
+/// Strings and scalars are written by serde_json's compact writer, so the bytes are those of
+/// `Value`'s `Display`, which stored records' hashes were made of.
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
+        // serde_json's maps iterate in key order unless its `preserve_order` feature is on.
+        Value::Object(map) if map.keys().is_sorted() => write_members(map.iter(), out),
         Value::Object(map) => {
             let mut entries: Vec<_> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            out.push('{');
-            for (i, (key, value)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                write_canonical(value, out);
-            }
-            out.push('}');
+            entries.sort_unstable_by_key(|(key, _)| *key);
+            write_members(entries.into_iter(), out)
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        scalar => out.push_str(&scalar.to_string()),
+        scalar => write_json(scalar, out),
     }
+}
+
+fn write_members<'a>(entries: impl Iterator<Item = (&'a String, &'a Value)>, out: &mut Vec<u8>) {
+    out.push(b'{');
+    for (i, (key, value)) in entries.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json(key, out);
+        out.push(b':');
+        write_canonical(value, out);
+    }
+    out.push(b'}');
+}
+
+fn write_json(value: &(impl serde::Serialize + ?Sized), out: &mut Vec<u8>) {
+    serde_json::to_writer(&mut *out, value).expect("a string or a scalar always serializes, and a Vec takes every byte");
 }
 
 #[cfg(test)]
@@ -716,5 +772,20 @@ mod tests {
         assert_eq!(payload_hash(&a), payload_hash(&b));
         assert_ne!(payload_hash(&a), payload_hash(&json!({"a": "e", "b": [1, {"x": 1, "y": 2}]})));
         assert_eq!(payload_hash(&json!({})).len(), 64);
+    }
+
+    #[test]
+    fn payload_hash_is_the_one_stored_records_carry() {
+        // Records written by earlier releases hold this hash: another one for the same body
+        // would make every repeat of a stored event a key reuse (a permanent failure).
+        let body = r#"{"orderId": "ORD-1", "é": "naïve \"quoted\" \\ back/slash\n\t\u0001", "zero": 0.0, "neg": -7,
+            "items": [{"sku": "A", "qty": 2, "price": 1.5, "big": 12345678901234567890}, null, true, false, []], "empty": {}}"#;
+        let body: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(payload_hash(&body), "e5a84626935114f85111490d9d24d6f4eccf45bacdc3ed268be40bcceddda6f1");
+    }
+
+    #[test]
+    fn key_digest_is_the_start_of_the_keys_sha256() {
+        assert_eq!(key_digest("orders#e-1"), format!("{:x}", Sha256::digest(b"orders#e-1"))[..16]);
     }
 }

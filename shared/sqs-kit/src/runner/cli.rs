@@ -6,10 +6,12 @@ use std::sync::Arc;
 use clap::builder::RangedU64ValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-#[cfg(feature = "embedded")]
+#[cfg(any(feature = "embedded", feature = "redis"))]
 use super::BadInput;
 #[cfg(feature = "embedded")]
 use crate::store::EmbeddedStore;
+#[cfg(feature = "redis")]
+use crate::store::RedisStore;
 use crate::store::{Backend, MemoryStore};
 
 #[derive(Debug, Parser)]
@@ -33,7 +35,7 @@ pub(crate) enum Command {
     /// batch, delete the successes, leave the failures to the queue's redrive policy.
     ///
     /// stdout gets each batch's response JSON, one line per batch; stderr the logs. SIGINT or
-    /// SIGTERM finishes the batch in hand, then exits 0.
+    /// SIGTERM finishes every batch in hand, then exits 0.
     Poll(PollArgs),
 }
 
@@ -47,6 +49,8 @@ const MAX_BATCHING_WINDOW_S: u64 = 300;
 /// meant to keep running, and leaves the flag out.
 const MAX_IDLE_EXIT_S: u64 = 86_400;
 const MAX_BATCHES: u64 = 1_000_000;
+/// The most batches `poll` keeps in flight: Lambda's largest `ScalingConfig.MaximumConcurrency`.
+const MAX_POLL_CONCURRENCY: u64 = 1_000;
 
 #[derive(Debug, Args)]
 pub(crate) struct PollArgs {
@@ -68,6 +72,11 @@ pub(crate) struct PollArgs {
     /// Stop after this many seconds without a message, 1 to 86400.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_IDLE_EXIT_S))]
     pub idle_exit: Option<u64>,
+    /// Batches in flight at once, 1 to 1000, each with its own receive, deadline and delete, as
+    /// the event source mapping's ScalingConfig.MaximumConcurrency allows (`sqs-kit local up`
+    /// prints each function's).
+    #[arg(long, default_value_t = 1, value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_POLL_CONCURRENCY))]
+    pub concurrency: usize,
     #[command(flatten)]
     pub function: FunctionNameArg,
     #[command(flatten)]
@@ -117,6 +126,9 @@ pub enum StoreKind {
     /// The DynamoDB table named by IDEMPOTENCY_TABLE (AWS, or AWS_ENDPOINT_URL).
     #[cfg(feature = "dynamodb")]
     Dynamodb,
+    /// The Redis or Valkey server at REDIS_URL (claim mode only).
+    #[cfg(feature = "redis")]
+    Redis,
     /// In memory, gone when the process ends: nothing is remembered between runs.
     Memory,
 }
@@ -134,7 +146,7 @@ impl StoreKind {
     };
 }
 
-/// Where state lives: the embedded store by default, DynamoDB on request.
+/// Where state lives: the embedded store by default, DynamoDB, Redis or memory on request.
 #[derive(Clone, Debug, Args)]
 pub struct StoreArgs {
     /// Which store keeps idempotency records and the function's state.
@@ -165,6 +177,8 @@ impl StoreArgs {
                 Some(config) => Backend::dynamodb_with_config(config)?,
                 None => Backend::dynamodb_from_env().await?,
             },
+            #[cfg(feature = "redis")]
+            StoreKind::Redis => Backend::Redis(Arc::new(RedisStore::from_env().map_err(|error| BadInput(error.to_string()))?)),
             StoreKind::Memory => Backend::Memory(Arc::new(MemoryStore::new())),
         })
     }

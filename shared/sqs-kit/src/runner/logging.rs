@@ -56,10 +56,50 @@ where
     }
 }
 
+/// Everything a subscriber wrote, for tests to read.
+#[cfg(test)]
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[cfg(test)]
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+#[cfg(test)]
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+impl<'w> MakeWriter<'w> for Captured {
+    type Writer = Captured;
+
+    fn make_writer(&'w self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// The JSON lines Lambda mode's subscriber, filtered by `filter`, writes while `run` runs on
+/// this thread.
+#[cfg(test)]
+pub(super) fn lambda_lines(filter: &str, run: impl FnOnce()) -> Vec<serde_json::Value> {
+    let captured = Captured::default();
+    tracing::subscriber::with_default(subscriber(Mode::Lambda, EnvFilter::new(filter), captured.clone(), false), run);
+    captured.text().lines().map(|line| serde_json::from_str(line).expect("Lambda mode writes JSON lines")).collect()
+}
+
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use super::*;
 
     /// A line break, a fake line, a colour, BEL, DEL, C1 (NEL, CSI), bidi, a line separator, a tab.
@@ -77,29 +117,6 @@ mod tests {
         assert_eq!(Escaped("").to_string(), "");
     }
 
-    /// Everything a subscriber wrote.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'w> MakeWriter<'w> for Captured {
-        type Writer = Captured;
-
-        fn make_writer(&'w self) -> Self::Writer {
-            self.clone()
-        }
-    }
-
     /// The lines `mode` writes for a record span and an event, each carrying `value` the ways
     /// call sites log it: Display, Debug, a string, an error, and inside the message.
     fn log_lines(mode: Mode, ansi: bool, value: &str) -> String {
@@ -112,8 +129,7 @@ mod tests {
             let error = &error as &dyn std::error::Error;
             tracing::info!(order_id = %value, customer_id = ?value, reason = value, error, "order {value} placed");
         });
-        let bytes = captured.0.lock().unwrap().clone();
-        String::from_utf8(bytes).unwrap()
+        captured.text()
     }
 
     #[test]

@@ -251,6 +251,12 @@ impl Runner {
     }
 
     fn processor(self, backend: Option<&Backend>, settings: Settings) -> anyhow::Result<(BatchProcessor<Arc<dyn RecordService>>, Metrics)> {
+        // Before the adapters: that the store cannot serve the configuration is the first thing
+        // to tell whoever picked it (the adapters of a transactional function refuse Redis too,
+        // for a reason that would hide this one).
+        if let (Some(idempotency), Some(backend)) = (&settings.idempotency, backend) {
+            idempotency.check_for(&*backend.store())?;
+        }
         let mut service = (self.build)(backend)?;
         if let (Some(idempotency), Some(backend)) = (settings.idempotency, backend) {
             service = Arc::new(Idempotent::new(service, backend.store(), idempotency)?);
@@ -362,10 +368,35 @@ impl Runner {
         lambda::serve(processor, metrics).await.map_err(|e| anyhow::anyhow!(e))
     }
 
-    /// The store of Lambda mode: the caller's, else the DynamoDB table `IDEMPOTENCY_TABLE` names.
+    /// The store of Lambda mode: the caller's, else the DynamoDB table `IDEMPOTENCY_TABLE` names,
+    /// else the Redis server `REDIS_URL` names. The table wins because `REDIS_URL` is a common
+    /// name that a function may well have for a Redis of its own business.
     async fn lambda_backend(&self) -> anyhow::Result<Backend> {
         if let Some(store) = &self.store {
             return Ok(Backend::Custom(Arc::clone(store)));
+        }
+        #[cfg(feature = "redis")]
+        {
+            #[cfg(feature = "dynamodb")]
+            let table = crate::env::var(crate::env::IDEMPOTENCY_TABLE);
+            #[cfg(not(feature = "dynamodb"))]
+            let table: Option<String> = None;
+            match (table, crate::env::var(crate::env::REDIS_URL)) {
+                (None, Some(_)) => {
+                    let store = crate::store::RedisStore::from_env().map_err(|error| BadInput(error.to_string()))?;
+                    return Ok(Backend::Redis(Arc::new(store)));
+                }
+                (None, None) => {
+                    let table = if cfg!(feature = "dynamodb") { "IDEMPOTENCY_TABLE to a DynamoDB table, or " } else { "" };
+                    return Err(BadInput(format!(
+                        "{} needs an idempotency store in Lambda: set {table}{} to a Redis server",
+                        self.name,
+                        crate::env::REDIS_URL
+                    ))
+                    .into());
+                }
+                (Some(_), _) => {}
+            }
         }
         #[cfg(feature = "dynamodb")]
         return Ok(Backend::dynamodb_with_config(&self.sdk_config().await)?);
@@ -439,11 +470,15 @@ pub fn print_usage_error(error: clap::Error) -> ExitCode {
 
 /// Prints a command's error as one line on stderr (`error: ` and its chain of causes) and picks
 /// the exit status: 2 ([`exit::BAD_INPUT`]) for a [`BadInput`], an `InputError`, a missing
-/// `IDEMPOTENCY_TABLE` or a store the function has no adapters for ([`UnsupportedBackend`]),
+/// `IDEMPOTENCY_TABLE`, a store the function has no adapters for ([`UnsupportedBackend`]) or an
+/// idempotency configuration the store cannot serve,
 /// 1 ([`exit::RUNTIME`]) for anything else.
 pub fn report_error(error: anyhow::Error) -> ExitCode {
     crate::output::note(&format!("error: {error:#}"));
-    let bad_input = error.is::<MissingTable>() || error.is::<BadInput>() || error.is::<UnsupportedBackend>();
+    let bad_input = error.is::<MissingTable>()
+        || error.is::<BadInput>()
+        || error.is::<UnsupportedBackend>()
+        || error.is::<crate::idempotency::InvalidIdempotencyConfig>();
     #[cfg(feature = "local")]
     let bad_input = bad_input || error.is::<InputError>();
     ExitCode::from(if bad_input { exit::BAD_INPUT } else { exit::RUNTIME })

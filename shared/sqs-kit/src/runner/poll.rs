@@ -6,10 +6,14 @@
 //! visibility timeout ends, and the queue's own redrive policy moves a message to its
 //! dead-letter queue once it has been received `maxReceiveCount` times. Nothing here decides
 //! about dead-lettering; the queue does, as it does under Lambda.
+//!
+//! `--concurrency N` runs N such loops (workers) against the one queue, as the event source
+//! mapping runs up to `MaximumConcurrency` invocations at once: each batch has its own receive,
+//! deadline, delete and response line.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
@@ -17,7 +21,8 @@ use aws_lambda_events::encodings::Base64Data;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage, SqsMessageAttribute};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName};
 use aws_sdk_sqs::Client;
-use tokio::sync::Notify;
+use tokio::sync::watch;
+use tracing::Instrument;
 
 use super::cli::PollArgs;
 use super::BadInput;
@@ -41,7 +46,7 @@ struct Queue {
     visibility_timeout: Duration,
 }
 
-/// What a run did, for the closing line.
+/// What a run did, for the closing line: the sums over every worker.
 #[derive(Default)]
 struct Totals {
     batches: usize,
@@ -50,15 +55,33 @@ struct Totals {
     left: usize,
 }
 
-/// SIGINT or SIGTERM: finish the batch in hand, then stop.
-#[derive(Clone, Default)]
-struct Shutdown {
-    requested: Arc<AtomicBool>,
-    notify: Arc<Notify>,
-}
+/// The end of receiving, for every worker at once: SIGINT or SIGTERM, the idle time passed, or
+/// a worker failed. Each worker finishes the batch in hand, then stops. A watch channel rather
+/// than a flag and a `Notify`: a worker that starts waiting after the request still sees it.
+#[derive(Clone)]
+struct Stop(Arc<watch::Sender<bool>>);
 
-impl Shutdown {
-    fn listen(&self) {
+impl Stop {
+    fn new() -> Self {
+        Self(Arc::new(watch::channel(false).0))
+    }
+
+    /// Requests the stop; `true` for the first request, so that its reason is logged once.
+    fn request(&self) -> bool {
+        !self.0.send_replace(true)
+    }
+
+    fn requested(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    async fn requested_now(&self) {
+        let mut receiver = self.0.subscribe();
+        // The sender lives in `self`, so the channel cannot close while this waits.
+        let _ = receiver.wait_for(|stopped| *stopped).await;
+    }
+
+    fn on_signal(&self) {
         let this = self.clone();
         tokio::spawn(async move {
             let interrupt = tokio::signal::ctrl_c();
@@ -79,14 +102,10 @@ impl Shutdown {
                 _ = interrupt => {}
                 _ = terminated => {}
             }
-            tracing::info!("shutdown requested: finishing the batch in hand");
-            this.requested.store(true, Ordering::SeqCst);
-            this.notify.notify_waiters();
+            if this.request() {
+                tracing::info!("shutdown requested: finishing the batches in hand");
+            }
         });
-    }
-
-    fn requested(&self) -> bool {
-        self.requested.load(Ordering::SeqCst)
     }
 }
 
@@ -121,46 +140,180 @@ pub(crate) async fn run<S: RecordService>(
         ))
         .into());
     }
-    tracing::info!(queue = %queue.arn, visibility_timeout_s = queue.visibility_timeout.as_secs(), "polling");
+    tracing::info!(queue = %queue.arn, visibility_timeout_s = queue.visibility_timeout.as_secs(), concurrency = args.concurrency, "polling");
 
     // A short visibility timeout (a test's, or a fast-retrying queue's) must still leave time to
     // work: the safety margin never takes more than a quarter of it.
-    let processor = &processor.with_deadline_margin(processor.config().deadline_margin.min(queue.visibility_timeout / 4));
-    let shutdown = Shutdown::default();
-    shutdown.listen();
-    let mut totals = Totals::default();
-    let mut idle_since = Instant::now();
-    while !shutdown.requested() && args.max_batches.is_none_or(|max| totals.batches < max) {
-        let wait = match args.idle_exit {
-            Some(idle_exit) => {
-                let idle_left = Duration::from_secs(idle_exit).saturating_sub(idle_since.elapsed());
-                if idle_left.is_zero() {
-                    tracing::info!(idle_exit_s = idle_exit, "no messages for the idle time: exiting");
-                    break;
-                }
-                idle_left.min(MAX_WAIT)
+    let processor = processor.with_deadline_margin(processor.config().deadline_margin.min(queue.visibility_timeout / 4));
+    let poller = Poller {
+        function_name,
+        processor: &processor,
+        metrics,
+        client,
+        queue,
+        args: &args,
+        stop: Stop::new(),
+        claimed: AtomicUsize::new(0),
+        totals: Mutex::new(Totals::default()),
+        last_message: Mutex::new(Instant::now()),
+    };
+    poller.stop.on_signal();
+    // The workers are futures of this one task, not tasks of their own: they share the
+    // processor (and through it the store) by reference, and the records of each batch run on
+    // tasks of the batch processor, spread over the runtime's threads.
+    let poller = &poller;
+    let results = futures::future::join_all((1..=args.concurrency).map(|worker| {
+        async move {
+            let result = poller.work().await;
+            // The others finish their batches in hand and stop: a poller that lost a worker
+            // would go on at a concurrency nobody asked for.
+            if result.is_err() {
+                poller.stop.request();
             }
-            None => MAX_WAIT,
-        };
-        let batch = tokio::select! {
-            received = receive_batch(&client, &queue, args.batch_size, wait, args.batching_window.map(Duration::from_secs)) => received?,
-            _ = shutdown.notify.notified() => break,
-        };
-        if batch.messages.is_empty() {
-            continue;
+            result
         }
-        idle_since = Instant::now();
-        totals.batches += 1;
-        totals.received += batch.messages.len();
-        let (deleted, left) = process_batch(function_name, processor, metrics, &client, &queue, batch, totals.batches).await?;
-        totals.deleted += deleted;
-        totals.left += left;
+        .instrument(tracing::info_span!("worker", n = worker))
+    }))
+    .await;
+    let mut errors = results.into_iter().filter_map(Result::err);
+    if let Some(first) = errors.next() {
+        for other in errors {
+            tracing::error!(error = format!("{other:#}"), "another worker failed as well");
+        }
+        return Err(first);
     }
+    let totals = poller.lock_totals();
     crate::output::note(&format!(
         "poll of {}: {} batches, {} messages received, {} deleted, {} left for redelivery",
-        queue.url, totals.batches, totals.received, totals.deleted, totals.left
+        poller.queue.url, totals.batches, totals.received, totals.deleted, totals.left
     ));
     Ok(())
+}
+
+/// What the workers share: one queue, one processor (and so one store), one stop, and the
+/// counts that `--max-batches`, `--idle-exit` and the closing line are about.
+struct Poller<'a, S> {
+    function_name: &'a str,
+    processor: &'a BatchProcessor<S>,
+    metrics: &'a Metrics,
+    client: Client,
+    queue: Queue,
+    args: &'a PollArgs,
+    stop: Stop,
+    /// Batches received or being received, toward `--max-batches`: taken before the receive, so
+    /// that the workers together never receive one batch more than it allows.
+    claimed: AtomicUsize,
+    totals: Mutex<Totals>,
+    /// When a message last came in, to any worker: `--idle-exit` is about the whole poller.
+    last_message: Mutex<Instant>,
+}
+
+impl<S: RecordService> Poller<'_, S> {
+    /// One worker: receive a batch, process it, delete its successes, until the stop, the idle
+    /// time or `--max-batches`.
+    ///
+    /// On a FIFO queue several workers keep each group's order because SQS does: it hands out
+    /// no message of a group while an earlier one of that group is in flight (received, not yet
+    /// deleted, visibility timeout not over), so two batches in flight never hold messages of
+    /// one group, and the next batch of a group is received only after this one deleted its
+    /// successes or let its failures' visibility run out.
+    async fn work(&self) -> anyhow::Result<()> {
+        let window = self.args.batching_window.map(Duration::from_secs);
+        while !self.stop.requested() {
+            let Some(wait) = self.wait() else {
+                if self.stop.request() {
+                    tracing::info!(idle_exit_s = self.args.idle_exit, "no messages for the idle time: exiting");
+                }
+                break;
+            };
+            if !self.claim() {
+                break;
+            }
+            let batch = match receive_batch(&self.client, &self.queue, self.args.batch_size, wait, window, &self.stop).await {
+                Ok(batch) if !batch.messages.is_empty() => batch,
+                nothing => {
+                    // No batch: the claim goes back to the next receive, this worker's or another's.
+                    self.claimed.fetch_sub(1, Ordering::SeqCst);
+                    nothing?;
+                    continue;
+                }
+            };
+            let number = self.received(&batch);
+            let (deleted, left) = self.process_batch(batch, number).await?;
+            let mut totals = self.lock_totals();
+            totals.deleted += deleted;
+            totals.left += left;
+        }
+        Ok(())
+    }
+
+    /// How long the next receive may wait; `None` once the poller has been idle for `--idle-exit`.
+    fn wait(&self) -> Option<Duration> {
+        let Some(idle_exit) = self.args.idle_exit else { return Some(MAX_WAIT) };
+        let idle = self.last_message.lock().unwrap_or_else(PoisonError::into_inner).elapsed();
+        let left = Duration::from_secs(idle_exit).saturating_sub(idle);
+        (!left.is_zero()).then(|| left.min(MAX_WAIT))
+    }
+
+    /// Takes one of the batches `--max-batches` allows; `false` when all are taken.
+    fn claim(&self) -> bool {
+        let allowed = |claimed: usize| self.args.max_batches.is_none_or(|max| claimed < max);
+        self.claimed.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |claimed| allowed(claimed).then_some(claimed + 1)).is_ok()
+    }
+
+    /// Counts a batch that came in; returns its number, unique across the workers.
+    fn received(&self, batch: &Batch) -> usize {
+        *self.last_message.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+        let mut totals = self.lock_totals();
+        totals.batches += 1;
+        totals.received += batch.messages.len();
+        totals.batches
+    }
+
+    fn lock_totals(&self) -> std::sync::MutexGuard<'_, Totals> {
+        self.totals.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Processes one batch and deletes its successes; returns (deleted, left for redelivery).
+    async fn process_batch(&self, Batch { messages, received_at }: Batch, number: usize) -> anyhow::Result<(usize, usize)> {
+        let (function_name, queue) = (self.function_name, &self.queue);
+        // The first receive started the visibility timeouts: past them, SQS hands the messages to
+        // another consumer, so no record may start after the earliest one ends.
+        let receipts: HashMap<String, String> =
+            messages.iter().filter_map(|m| Some((m.message_id.clone()?, m.receipt_handle.clone()?))).collect();
+        let event = lambda_event(queue, messages);
+        let count = event.records.len();
+        tracing::info!(batch = number, received = count, "batch received");
+        let invocation = InvocationContext {
+            deadline: received_at + queue.visibility_timeout,
+            function_name: function_name.to_owned(),
+            request_id: format!("poll-{}-{number}", std::process::id()),
+        };
+        let report: BatchReport = match self.processor.process(event, invocation).await {
+            Ok(report) => report,
+            Err(error) => {
+                tracing::error!(%error, batch = number, "the batch could not be processed; every message will be redelivered");
+                return Ok((0, count));
+            }
+        };
+        let succeeded: Vec<(String, String)> = report
+            .records
+            .iter()
+            .filter(|record| !record.outcome.is_failure())
+            .filter_map(|record| Some((record.message_id.clone(), receipts.get(&record.message_id)?.clone())))
+            .collect();
+        let deleted = delete(&self.client, queue, succeeded).await;
+        if let Some(document) = self.metrics.document(function_name, &report) {
+            crate::output::note(&document.to_string());
+        }
+        // One write under stdout's lock per response: the workers' lines never interleave.
+        crate::output::print_json(&report.response()).with_context(|| {
+            format!("batch {number} was processed and its {deleted} successes deleted, but its response was not printed")
+        })?;
+        let totals = report.totals();
+        tracing::info!(batch = number, received = count, deleted, failed = totals.failed(), duplicates = totals.duplicates, "batch done");
+        Ok((deleted, count - deleted))
+    }
 }
 
 async fn describe(client: &Client, url: &str) -> anyhow::Result<Queue> {
@@ -192,22 +345,29 @@ struct Batch {
 }
 
 /// One long poll, then, with a batching window, more receives until the batch is full or the
-/// window has passed.
+/// window has passed. A stop ends the long poll with no messages, and the window with the
+/// messages that came in: those are a batch in hand, to be processed.
 async fn receive_batch(
     client: &Client,
     queue: &Queue,
     batch_size: usize,
     wait: Duration,
     window: Option<Duration>,
+    stop: &Stop,
 ) -> anyhow::Result<Batch> {
-    let mut messages = receive(client, queue, batch_size.min(RECEIVE_LIMIT), wait).await?;
+    let mut messages = tokio::select! {
+        received = receive(client, queue, batch_size.min(RECEIVE_LIMIT), wait) => received?,
+        () = stop.requested_now() => Vec::new(),
+    };
     let received_at = SystemTime::now();
     if let (Some(window), false) = (window, messages.is_empty()) {
         let started = Instant::now();
         while messages.len() < batch_size && started.elapsed() < window {
             let left = window.saturating_sub(started.elapsed()).min(MAX_WAIT);
-            let more = receive(client, queue, (batch_size - messages.len()).min(RECEIVE_LIMIT), left).await?;
-            messages.extend(more);
+            tokio::select! {
+                more = receive(client, queue, (batch_size - messages.len()).min(RECEIVE_LIMIT), left) => messages.extend(more?),
+                () = stop.requested_now() => break,
+            }
         }
     }
     Ok(Batch { messages, received_at })
@@ -225,51 +385,6 @@ async fn receive(client: &Client, queue: &Queue, max: usize, wait: Duration) -> 
         .await
         .map_err(|e| anyhow::anyhow!("cannot receive from {}: {}", queue.url, aws_sdk_sqs::error::DisplayErrorContext(e)))?;
     Ok(output.messages.unwrap_or_default())
-}
-
-/// Processes one batch and deletes its successes; returns (deleted, left for redelivery).
-async fn process_batch<S: RecordService>(
-    function_name: &str,
-    processor: &BatchProcessor<S>,
-    metrics: &Metrics,
-    client: &Client,
-    queue: &Queue,
-    Batch { messages, received_at }: Batch,
-    number: usize,
-) -> anyhow::Result<(usize, usize)> {
-    // The first receive started the visibility timeouts: past them, SQS hands the messages to
-    // another consumer, so no record may start after the earliest one ends.
-    let receipts: HashMap<String, String> =
-        messages.iter().filter_map(|m| Some((m.message_id.clone()?, m.receipt_handle.clone()?))).collect();
-    let event = lambda_event(queue, messages);
-    let count = event.records.len();
-    let invocation = InvocationContext {
-        deadline: received_at + queue.visibility_timeout,
-        function_name: function_name.to_owned(),
-        request_id: format!("poll-{}-{number}", std::process::id()),
-    };
-    let report: BatchReport = match processor.process(event, invocation).await {
-        Ok(report) => report,
-        Err(error) => {
-            tracing::error!(%error, "the batch could not be processed; every message will be redelivered");
-            return Ok((0, count));
-        }
-    };
-    let succeeded: Vec<(String, String)> = report
-        .records
-        .iter()
-        .filter(|record| !record.outcome.is_failure())
-        .filter_map(|record| Some((record.message_id.clone(), receipts.get(&record.message_id)?.clone())))
-        .collect();
-    let deleted = delete(client, queue, succeeded).await;
-    if let Some(document) = metrics.document(function_name, &report) {
-        crate::output::note(&document.to_string());
-    }
-    crate::output::print_json(&report.response())
-        .with_context(|| format!("batch {number} was processed and its {deleted} successes deleted, but its response was not printed"))?;
-    let totals = report.totals();
-    tracing::info!(batch = number, received = count, deleted, failed = totals.failed(), duplicates = totals.duplicates, "batch done");
-    Ok((deleted, count - deleted))
 }
 
 /// Deletes the successes in batches of 10, retrying the entries SQS reports as failed; returns

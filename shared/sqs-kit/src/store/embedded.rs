@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
+use serde_json::Value;
 
 use super::{wrong_write_kind, BusinessWrite, Claim, ClaimWriteFailure, CommitFailure, IdempotencyStore, StoreError};
 use super::{IdempotencyRecord, Now, Status};
@@ -130,7 +131,19 @@ impl EmbeddedStore {
         std::fs::create_dir_all(&state_dir).map_err(|e| fail(format!("cannot create the state directory: {e}")))?;
         let mut connection = Connection::open(state_dir.join(DATABASE_FILE)).map_err(|e| fail(e.to_string()))?;
         connection.busy_timeout(BUSY_TIMEOUT).map_err(|e| fail(e.to_string()))?;
-        create_schema(&mut connection).map_err(|e| fail(e.to_string()))?;
+        // Two processes creating the database at once: the one that loses the race to switch it
+        // to WAL gets SQLITE_BUSY at once, without its busy handler (the switch needs the
+        // exclusive lock, and waiting for it while holding a shared one could deadlock), so the
+        // open retries for as long as a lock wait may take.
+        let started = std::time::Instant::now();
+        loop {
+            match create_schema(&mut connection) {
+                Err(error) if error.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) && started.elapsed() < BUSY_TIMEOUT => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                result => break result.map_err(|e| fail(e.to_string()))?,
+            }
+        }
         let inner = Inner { state_dir, connection: Mutex::new(connection), waiting: Mutex::default() };
         Ok(Self { inner: Arc::new(inner) })
     }
@@ -257,7 +270,8 @@ impl Inner {
             let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms).max(0) as u64);
             left.saturating_sub(LOCK_WAIT_RESERVE).min(BUSY_TIMEOUT)
         });
-        let begun = connection.busy_timeout(lock_wait).and_then(|()| connection.execute_batch("BEGIN IMMEDIATE"));
+        // Cached, like the operations' statements: parsing costs more than running them.
+        let begun = connection.busy_timeout(lock_wait).and_then(|()| connection.prepare_cached("BEGIN IMMEDIATE")?.execute([]));
         // Back to the default wait for what runs on the connection outside the groups.
         let _ = connection.busy_timeout(BUSY_TIMEOUT);
         if let Err(error) = begun {
@@ -292,7 +306,7 @@ impl Inner {
         let committed = if connection.is_autocommit() {
             Err("the transaction was rolled back by an error".to_owned())
         } else {
-            connection.execute_batch("COMMIT").map_err(|error| {
+            connection.prepare_cached("COMMIT").and_then(|mut commit| commit.execute([])).map(drop).map_err(|error| {
                 let _ = connection.execute_batch("ROLLBACK");
                 error.to_string()
             })
@@ -370,18 +384,45 @@ enum Over<'a> {
     Owned(Option<&'a str>),
 }
 
-/// Writes `record` as the row with its id, if `over` allows; whether it wrote.
-fn upsert_record(connection: &Connection, record: &IdempotencyRecord, over: Over<'_>) -> rusqlite::Result<bool> {
-    let result = record.result.as_ref().map(|result| result.to_string());
+/// A record's column values, made before its operation queues: the group's transaction, which
+/// every operation of the group waits for, only binds them.
+struct Row {
+    id: String,
+    status: &'static str,
+    expiration: i64,
+    in_progress_expiration: Option<i64>,
+    payload_hash: String,
+    result: Option<String>,
+    updated_at: i64,
+    claim_token: Option<String>,
+}
+
+impl From<&IdempotencyRecord> for Row {
+    fn from(record: &IdempotencyRecord) -> Self {
+        Self {
+            id: record.id.clone(),
+            status: record.status.as_str(),
+            expiration: record.expiration,
+            in_progress_expiration: record.in_progress_expiration,
+            payload_hash: record.payload_hash.clone(),
+            result: record.result.as_ref().map(Value::to_string),
+            updated_at: record.updated_at,
+            claim_token: record.claim_token.clone(),
+        }
+    }
+}
+
+/// Writes `row` as the row with its id, if `over` allows; whether it wrote.
+fn upsert_record(connection: &Connection, row: &Row, over: Over<'_>) -> rusqlite::Result<bool> {
     let values = params![
-        record.id,
-        record.status.as_str(),
-        record.expiration,
-        record.in_progress_expiration,
-        record.payload_hash,
-        result,
-        record.updated_at,
-        record.claim_token,
+        row.id,
+        row.status,
+        row.expiration,
+        row.in_progress_expiration,
+        row.payload_hash,
+        row.result,
+        row.updated_at,
+        row.claim_token,
     ];
     let written = match over {
         Over::Any => connection.prepare_cached(upsert_sql!())?.execute(values)?,
@@ -411,18 +452,18 @@ fn upsert_record(connection: &Connection, record: &IdempotencyRecord, over: Over
     Ok(written == 1)
 }
 
-fn write_record(connection: &Connection, record: &IdempotencyRecord) -> rusqlite::Result<()> {
-    upsert_record(connection, record, Over::Any).map(drop)
+fn write_record(connection: &Connection, row: &Row) -> rusqlite::Result<()> {
+    upsert_record(connection, row, Over::Any).map(drop)
 }
 
 /// The claim: one conditional upsert, like DynamoDB's conditional PutItem. A fresh key costs
 /// one statement; only a taken key pays for the read of what holds it.
-fn claim_in(connection: &Connection, record: &IdempotencyRecord, now: Now) -> rusqlite::Result<Claim> {
-    if upsert_record(connection, record, Over::Claimable(now))? {
+fn claim_in(connection: &Connection, row: &Row, now: Now) -> rusqlite::Result<Claim> {
+    if upsert_record(connection, row, Over::Claimable(now))? {
         return Ok(Claim::Acquired);
     }
     // Inside the transaction, what refused the upsert is still there to read.
-    match read_record(connection, &record.id)? {
+    match read_record(connection, &row.id)? {
         Some(existing) => Ok(Claim::Existing(existing)),
         None => Err(rusqlite::Error::QueryReturnedNoRows),
     }
@@ -435,15 +476,15 @@ impl IdempotencyStore for EmbeddedStore {
     }
 
     async fn claim(&self, record: &IdempotencyRecord, now: Now) -> Result<Claim, StoreError> {
-        let record = record.clone();
-        self.grouped_sql("claim", record.in_progress_expiration, move |connection| claim_in(connection, &record, now)).await
+        let row = Row::from(record);
+        self.grouped_sql("claim", record.in_progress_expiration, move |connection| claim_in(connection, &row, now)).await
     }
 
     async fn complete(&self, claim: &IdempotencyRecord, record: &IdempotencyRecord) -> Result<(), ClaimWriteFailure> {
-        let (token, record) = (claim.claim_token.clone(), record.clone());
+        let (token, row) = (claim.claim_token.clone(), Row::from(record));
         let written = self
             .grouped_sql("complete", claim.in_progress_expiration, move |connection| {
-                upsert_record(connection, &record, Over::Owned(token.as_deref()))
+                upsert_record(connection, &row, Over::Owned(token.as_deref()))
             })
             .await?;
         written.then_some(()).ok_or(ClaimWriteFailure::ClaimLost)
@@ -462,13 +503,13 @@ impl IdempotencyStore for EmbeddedStore {
     }
 
     async fn commit(&self, record: &IdempotencyRecord, writes: Vec<BusinessWrite>, now: Now, deadline: Now) -> Result<(), CommitFailure> {
-        let record = record.clone();
+        let row = Row::from(record);
         let inner = Arc::clone(&self.inner);
         self.grouped("commit", Some(deadline.millis), move |connection| {
             let sql = |e: rusqlite::Error| CommitFailure::from(inner.error("commit", e));
             // A savepoint: a rejected write undoes this commit's writes, not its group's.
             let savepoint = connection.savepoint().map_err(sql)?;
-            if let Some(existing) = read_record(&savepoint, &record.id).map_err(sql)?.filter(|r| r.is_live(now)) {
+            if let Some(existing) = read_record(&savepoint, &row.id).map_err(sql)?.filter(|r| r.is_live(now)) {
                 return Err(CommitFailure::ClaimLost(Some(Box::new(existing))));
             }
             for (index, write) in writes.into_iter().enumerate() {
@@ -481,7 +522,7 @@ impl IdempotencyStore for EmbeddedStore {
                     Err(WriteRejected::Sql(e)) => return Err(sql(e)),
                 }
             }
-            write_record(&savepoint, &record).map_err(sql)?;
+            write_record(&savepoint, &row).map_err(sql)?;
             savepoint.commit().map_err(sql)
         })
         .await

@@ -1,8 +1,10 @@
-//! Where idempotency records live: one trait, three stores.
+//! Where idempotency records live: one trait, four stores.
 //!
 //! - [`DynamoDbStore`]: a DynamoDB table, in AWS (or any endpoint set by `AWS_ENDPOINT_URL`).
 //! - [`EmbeddedStore`]: an SQLite database in a file under the local state directory, shared
 //!   by every function and process that uses the same directory.
+//! - [`RedisStore`]: a Redis or Valkey server (ElastiCache, MemoryDB, or one's own), claim mode
+//!   only: it has no transactions with business data.
 //! - [`MemoryStore`]: a map in memory, for tests and for `--store memory`; always built.
 //!
 //! A store of one's own implements [`IdempotencyStore`] and gives it to the idempotency layer
@@ -20,6 +22,8 @@ mod dynamodb;
 mod embedded;
 mod memory;
 mod record;
+#[cfg(feature = "redis")]
+mod redis;
 
 use std::fmt;
 use std::sync::Arc;
@@ -32,6 +36,8 @@ pub use dynamodb::DynamoDbStore;
 pub use embedded::{EmbeddedStore, EmbeddedWrite, WriteRejected, DATABASE_FILE};
 pub use memory::{MemoryStore, MemoryTables, MemoryWrite};
 pub use record::{IdempotencyRecord, Now, Status};
+#[cfg(feature = "redis")]
+pub use redis::{InvalidRedisSetting, RedisConfig, RedisStore};
 
 /// What a conditional claim found.
 #[derive(Clone, Debug, PartialEq)]
@@ -167,6 +173,12 @@ pub trait IdempotencyStore: Send + Sync + 'static {
     /// Human-readable name, for error messages: `DynamoDB table X`, `embedded store at DIR`.
     fn describe(&self) -> String;
 
+    /// Whether [`Self::commit`] can write business data with a record. A store without (Redis)
+    /// is refused for transactional idempotency when the layer is built, before any record.
+    fn supports_transactions(&self) -> bool {
+        true
+    }
+
     /// Writes `record` (status `IN_PROGRESS`, with the caller's `claim_token`) unless a live
     /// record holds the key, in one conditional request: `attribute_not_exists(id) OR
     /// expiration < now OR (status = IN_PROGRESS AND in_progress_expiration < now_ms)`.
@@ -215,6 +227,9 @@ pub enum Backend {
     /// A DynamoDB table (Lambda, or `--store dynamodb`).
     #[cfg(feature = "dynamodb")]
     DynamoDb(Arc<DynamoDbStore>),
+    /// A Redis or Valkey server (Lambda with `REDIS_URL`, or `--store redis`).
+    #[cfg(feature = "redis")]
+    Redis(Arc<RedisStore>),
     /// The memory store (`--store memory`, tests).
     Memory(Arc<MemoryStore>),
     /// A store of the caller's own ([`Runner::with_store`](crate::runner::Runner::with_store)):
@@ -236,6 +251,8 @@ impl Backend {
             Backend::Embedded(store) => store.clone(),
             #[cfg(feature = "dynamodb")]
             Backend::DynamoDb(store) => store.clone(),
+            #[cfg(feature = "redis")]
+            Backend::Redis(store) => store.clone(),
             Backend::Memory(store) => store.clone(),
             Backend::Custom(store) => store.clone(),
         }

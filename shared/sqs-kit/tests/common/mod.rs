@@ -43,7 +43,7 @@ pub fn invocation(remaining: Duration) -> InvocationContext {
     InvocationContext::with_remaining("test-function", "test-request", remaining)
 }
 
-pub use e2e::{create_table, local_aws, unique_name};
+pub use e2e::{create_table, local_aws, local_redis, unique_name};
 
 /// The `validate_orders` example binary, built by cargo next to the test's own executable.
 pub fn example_binary() -> std::path::PathBuf {

@@ -1,0 +1,3 @@
+//! Helpers of the benches.
+
+pub mod redis_wire;
