@@ -279,7 +279,7 @@ impl<S: RecordService> Idempotent<S> {
     /// `service`, made idempotent on `store` with `config`; an invalid key pointer, or
     /// transactional mode on a store without transactions, is refused.
     pub fn new(service: S, store: Arc<dyn IdempotencyStore>, config: IdempotencyConfig) -> Result<Self, InvalidIdempotencyConfig> {
-        check(&config, &*store)?;
+        config.check_for(&*store)?;
         Ok(Self::checked(service, store, config))
     }
 
@@ -333,7 +333,7 @@ impl IdempotencyLayer {
     /// A layer on `store` with `config`, checked here, once: the key pointer, and that the
     /// store has transactions if the configuration is transactional.
     pub fn new(store: Arc<dyn IdempotencyStore>, config: IdempotencyConfig) -> Result<Self, InvalidIdempotencyConfig> {
-        check(&config, &*store)?;
+        config.check_for(&*store)?;
         Ok(Self { store, config })
     }
 }
@@ -352,25 +352,19 @@ impl<S: RecordService> tower::Layer<S> for IdempotencyLayer {
     }
 }
 
-// Checked when the layer is built, so that a function misconfigured this way stops before its
-// first batch rather than failing every record of it.
-fn check(config: &IdempotencyConfig, store: &dyn IdempotencyStore) -> Result<(), InvalidIdempotencyConfig> {
-    config.check_for(store)
-}
-
 impl IdempotencyConfig {
     /// Whether this configuration can work on `store`: a key pointer that is a JSON Pointer,
-    /// and transactions if it is transactional. The layer checks it when it is built; a caller
-    /// that builds adapters on the store first can check it before them.
+    /// and transactions if it is transactional. The layer checks it when it is built, so that a
+    /// function misconfigured this way stops before its first batch rather than failing every
+    /// record of it; a caller that builds adapters on the store first can check it before them.
     pub fn check_for(&self, store: &dyn IdempotencyStore) -> Result<(), InvalidIdempotencyConfig> {
-        let config = self;
-        match &config.key_pointer {
+        match &self.key_pointer {
             Some(pointer) if !pointer.is_empty() && !pointer.starts_with('/') => {
                 return Err(InvalidIdempotencyConfig::KeyPointer(pointer.clone()));
             }
             _ => {}
         }
-        if config.transactional && !store.supports_transactions() {
+        if self.transactional && !store.supports_transactions() {
             return Err(InvalidIdempotencyConfig::NoTransactions { store: store.describe() });
         }
         Ok(())

@@ -282,6 +282,7 @@ fn expire_at_ms(expiration: i64) -> i64 {
     expiration.saturating_add(1).saturating_mul(1000)
 }
 
+/// The record's fields and values, as the scripts take them: name, value, name, value...
 fn fields(record: &IdempotencyRecord) -> Vec<(&'static str, String)> {
     let mut fields = vec![
         ("status", record.status.as_str().to_owned()),
@@ -336,10 +337,7 @@ impl IdempotencyStore for RedisStore {
 
     async fn claim(&self, record: &IdempotencyRecord, now: Now) -> Result<Claim, StoreError> {
         let mut invocation = self.scripts.claim.key(self.key(&record.id));
-        invocation.arg(now.secs).arg(now.millis).arg(expire_at_ms(record.expiration));
-        for (name, value) in fields(record) {
-            invocation.arg(name).arg(value);
-        }
+        invocation.arg(now.secs).arg(now.millis).arg(expire_at_ms(record.expiration)).arg(fields(record));
         let found: HashMap<String, String> =
             invocation.invoke_async(&mut self.connection("claim")?).await.map_err(|e| self.error("claim", e))?;
         if found.is_empty() {
@@ -359,10 +357,7 @@ impl IdempotencyStore for RedisStore {
     async fn complete(&self, claim: &IdempotencyRecord, record: &IdempotencyRecord) -> Result<(), ClaimWriteFailure> {
         let (has_token, token) = owner(claim);
         let mut invocation = self.scripts.complete.key(self.key(&record.id));
-        invocation.arg(has_token).arg(token).arg(expire_at_ms(record.expiration));
-        for (name, value) in fields(record) {
-            invocation.arg(name).arg(value);
-        }
+        invocation.arg(has_token).arg(token).arg(expire_at_ms(record.expiration)).arg(fields(record));
         let written: i64 = invocation.invoke_async(&mut self.connection("complete")?).await.map_err(|e| self.error("complete", e))?;
         match written {
             1 => Ok(()),
