@@ -104,6 +104,88 @@ def truthy(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.lower() == "true")
 
 
+# ----------------------------------------------------------------- conditions
+_NO_VALUE = object()
+
+
+class _Branches(list):
+    """Both branches of an ``Fn::If``, spliced into the list that holds it."""
+
+
+def parameter_values(template: dict, overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """Every parameter's value as CloudFormation passes it (text): its default,
+    or the override. Parameters without either are left out."""
+    values = {
+        name: str(spec["Default"])
+        for name, spec in template.get("Parameters", {}).items()
+        if isinstance(spec, dict) and "Default" in spec
+    }
+    values.update(overrides or {})
+    return values
+
+
+def evaluate_conditions(template: dict, parameters: dict[str, str]) -> dict[str, bool]:
+    """The truth of every condition of the template for these parameter values
+    (``Fn::Equals``, ``Fn::Not``, ``Fn::And``, ``Fn::Or``, ``Condition``, ``Ref``)."""
+    definitions = template.get("Conditions", {})
+
+    def value(v: Any) -> Any:
+        if isinstance(v, dict) and list(v) == ["Ref"]:
+            if v["Ref"] not in parameters:
+                raise ValueError(f"a condition refers to {v['Ref']}, which has no value")
+            return parameters[v["Ref"]]
+        return truth(v) if isinstance(v, dict) else str(v)
+
+    def truth(v: Any, seen: tuple = ()) -> bool:
+        if isinstance(v, bool):
+            return v
+        if not isinstance(v, dict) or len(v) != 1:
+            raise ValueError(f"{v!r} is not a condition")
+        (function, args), = v.items()
+        if function == "Condition":
+            if args in seen or args not in definitions:
+                raise ValueError(f"condition {args} is undefined or refers to itself")
+            return truth(definitions[args], seen + (args,))
+        if function == "Fn::Equals":
+            return value(args[0]) == value(args[1])
+        if function == "Fn::Not":
+            return not truth(args[0], seen)
+        if function == "Fn::And":
+            return all(truth(a, seen) for a in args)
+        if function == "Fn::Or":
+            return any(truth(a, seen) for a in args)
+        raise ValueError(f"{function} is not a condition function")
+
+    return {name: truth({"Condition": name}) for name in definitions}
+
+
+def select(value: Any, conditions: dict[str, bool] | None) -> Any:
+    """The value with every ``Fn::If`` replaced by the branch its condition
+    picks, and ``AWS::NoValue`` left out. With ``conditions`` None, by both
+    branches (spliced into the enclosing list): what the template could ever
+    hold, e.g. every statement a role could ever grant."""
+    if isinstance(value, dict):
+        if value == {"Ref": "AWS::NoValue"}:
+            return _NO_VALUE
+        if list(value) == ["Fn::If"] and isinstance(value["Fn::If"], list) and len(value["Fn::If"]) == 3:
+            name, then, otherwise = value["Fn::If"]
+            if conditions is None:
+                return _Branches(b for b in (select(then, None), select(otherwise, None)) if b is not _NO_VALUE)
+            return select(then if conditions[name] else otherwise, conditions)
+        selected = {k: select(v, conditions) for k, v in value.items()}
+        return {k: v for k, v in selected.items() if v is not _NO_VALUE}
+    if isinstance(value, list):
+        out: list = []
+        for item in value:
+            chosen = select(item, conditions)
+            if isinstance(chosen, _Branches):
+                out.extend(chosen)
+            elif chosen is not _NO_VALUE:
+                out.append(chosen)
+        return out
+    return value
+
+
 def parameter(template: dict, name: str) -> dict | None:
     value = template.get("Parameters", {}).get(name)
     return value if isinstance(value, dict) else None
@@ -595,22 +677,30 @@ def check_fan_out(template: dict) -> list[str]:
     return problems
 
 
-def _role_statements(template: dict, role_name: str) -> tuple[list[dict], list[str]]:
-    """Every statement attached to a role in this template, and problems."""
+def _role_statements(
+    template: dict, role_name: str, conditions: dict[str, bool] | None = None
+) -> tuple[list[dict], list[str]]:
+    """The statements attached to a role in this template, and problems: those
+    that apply under ``conditions`` (see ``select``; None: every statement in
+    any branch). A policy resource whose Condition is false attaches none."""
     problems = []
     role = resources(template, "AWS::IAM::Role")[role_name]
-    rp = props(role)
+    rp = select(props(role), conditions)
     if rp.get("ManagedPolicyArns"):
         problems.append(f"{role_name}: ManagedPolicyArns are not allowed (their statements cannot be checked)")
+
+    def applies(resource: dict) -> bool:
+        return conditions is None or "Condition" not in resource or conditions[resource["Condition"]]
+
     statements = []
     for policy in as_list(rp.get("Policies")):
         statements += as_list((policy.get("PolicyDocument") or {}).get("Statement"))
     for pname, policy in resources(template, "AWS::IAM::RolePolicy").items():
-        if is_ref(props(policy).get("RoleName"), role_name):
-            statements += as_list((props(policy).get("PolicyDocument") or {}).get("Statement"))
+        if is_ref(props(policy).get("RoleName"), role_name) and applies(policy):
+            statements += as_list((select(props(policy), conditions).get("PolicyDocument") or {}).get("Statement"))
     for pname, policy in resources(template, "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy").items():
-        if any(is_ref(r, role_name) for r in as_list(props(policy).get("Roles"))):
-            statements += as_list((props(policy).get("PolicyDocument") or {}).get("Statement"))
+        if any(is_ref(r, role_name) for r in as_list(props(policy).get("Roles"))) and applies(policy):
+            statements += as_list((select(props(policy), conditions).get("PolicyDocument") or {}).get("Statement"))
     return statements, problems
 
 
@@ -629,15 +719,17 @@ def _resource_is_named(value: Any, template: dict) -> bool:
 SQS_POLLER_ACTIONS = frozenset({"sqs:receivemessage", "sqs:deletemessage", "sqs:getqueueattributes"})
 
 
-def granted_actions(template: dict, function_name: str) -> dict[str, set[str]]:
-    """What a function's role allows, as {logical id (or the literal resource): actions}
+def granted_actions(template: dict, function_name: str, parameters: dict[str, str] | None = None) -> dict[str, set[str]]:
+    """What a function's role allows with these parameter values (the others at
+    their defaults), as {logical id (or the literal resource): actions}
     (actions lower-cased). Empty when the function has no role of this template."""
     function = resources(template, "AWS::Serverless::Function")[function_name]
     role_name = ref_target(props(function).get("Role"))
     if role_name not in resources(template, "AWS::IAM::Role"):
         return {}
+    conditions = evaluate_conditions(template, parameter_values(template, parameters))
     grants: dict[str, set[str]] = {}
-    for st in _role_statements(template, role_name)[0]:
+    for st in _role_statements(template, role_name, conditions)[0]:
         if not isinstance(st, dict) or st.get("Effect") != "Allow":
             continue
         actions = {str(a).lower() for a in as_list(st.get("Action"))}
@@ -653,8 +745,11 @@ def check_least_privilege(template: dict) -> list[str]:
     tables = resources(template, "AWS::DynamoDB::Table")
     log_groups = resources(template, "AWS::Logs::LogGroup")
     own_queues: dict[str, set[str]] = {}
-    for fname, _, _, qname, _, _ in pairs(template):
+    own_dlqs: dict[str, set[str]] = {}
+    for fname, _, _, qname, queue, _ in pairs(template):
         own_queues.setdefault(fname, set()).add(qname)
+        if redrive_target(queue) is not None:
+            own_dlqs.setdefault(fname, set()).add(redrive_target(queue))
 
     for fname, function in resources(template, "AWS::Serverless::Function").items():
         role_value = props(function).get("Role")
@@ -696,8 +791,14 @@ def check_least_privilege(template: dict) -> list[str]:
                     problems.append(f"{fname}: resource {value!r} in {role_name} is not a named resource")
             targets = {ref_target(v) for v in resource_values}
             services = {a.split(":", 1)[0] for a in actions}
-            if "sqs" in services and not targets <= own_queues.get(fname, set()):
-                problems.append(f"{fname}: SQS permissions should name only its own queue, not {sorted(map(str, targets))}")
+            # A function forwarding a permanent failure sends it to its own DLQ; that is all it may do there.
+            sqs_actions = {a for a in actions if a.startswith("sqs:")}
+            mine = own_queues.get(fname, set()) | (own_dlqs.get(fname, set()) if sqs_actions == {"sqs:sendmessage"} else set())
+            if sqs_actions and not targets <= mine:
+                problems.append(
+                    f"{fname}: SQS permissions should name only its own queue (and sqs:SendMessage its own DLQ), "
+                    f"not {sorted(map(str, targets))} for {sorted(sqs_actions)}"
+                )
             if "dynamodb" in services and not targets <= env_tables:
                 problems.append(
                     f"{fname}: DynamoDB permissions should name only the tables in its environment "
@@ -706,13 +807,102 @@ def check_least_privilege(template: dict) -> list[str]:
             if "logs" in services and not targets <= my_logs:
                 problems.append(f"{fname}: CloudWatch Logs permissions should name only its own log group")
         # ...and enough: Lambda refuses an SQS event source mapping whose
-        # role cannot poll the queue.
+        # role cannot poll the queue (checked with the parameters' defaults).
         grants = granted_actions(template, fname)
         for qname in own_queues.get(fname, set()):
             missing = SQS_POLLER_ACTIONS - grants.get(qname, set())
             if missing:
                 problems.append(f"{fname}: its role lacks {sorted(missing)} on {qname}")
     return problems
+
+
+# ----------------------------------------------------------------- retry control
+# SQS_KIT_BACKOFF as the library accepts it: off, or base=S,cap=S[,jitter=full|none]
+# in whole seconds from 1 to 42000 (that base <= cap is the library's to check at
+# cold start: a pattern cannot compare two numbers).
+_SECONDS = "([1-9][0-9]{0,3}|[1-3][0-9]{4}|4[01][0-9]{3}|42000)"
+BACKOFF_PATTERN = f"^(off|base={_SECONDS},cap={_SECONDS}(,jitter=(full|none))?)$"
+# A value that turns backoff on, for the scenarios below.
+BACKOFF_SPEC = "base=1,cap=900"
+
+
+def retry_parameters(function_name: str) -> tuple[str, str]:
+    """The parameters that turn a function's backoff and dead-letter forwarding on."""
+    prefix = function_name.removesuffix("Function")
+    return f"{prefix}Backoff", f"{prefix}DeadLetter"
+
+
+def _granted_on(statements: list, action: str) -> set[str]:
+    """Where the statements allow an action: ``Logical.Attribute`` for a GetAtt,
+    the value's text otherwise."""
+    where = set()
+    for st in statements:
+        if isinstance(st, dict) and st.get("Effect") == "Allow" and action in {str(a).lower() for a in as_list(st.get("Action"))}:
+            for value in as_list(st.get("Resource")):
+                att = getatt(value)
+                where.add(".".join(att) if att else json.dumps(value, sort_keys=True))
+    return where
+
+
+def check_retry_control(template: dict) -> list[str]:
+    """Each function's backoff and dead-letter forwarding: parameters that are
+    off by default, the environment the library reads, and the IAM each needs,
+    granted exactly when it is on: sqs:ChangeMessageVisibility on its own queue,
+    sqs:SendMessage on its own DLQ. Checked for every combination of the
+    function's two switches, with the other functions' off and on."""
+    problems = []
+    switches: dict[str, tuple[str, str]] = {}
+    for fname, function, _, qname, queue, _ in pairs(template):
+        backoff, dead_letter = retry_parameters(fname)
+        b, d = parameter(template, backoff), parameter(template, dead_letter)
+        if b is None or d is None:
+            problems.append(f"{fname}: parameters {backoff} and {dead_letter} should turn its backoff and dead-letter forwarding on")
+            continue
+        if str(b.get("Default")) != "off" or b.get("AllowedPattern") != BACKOFF_PATTERN:
+            problems.append(f"{backoff}: should default to off and allow what SQS_KIT_BACKOFF accepts (AllowedPattern {BACKOFF_PATTERN})")
+        if str(d.get("Default")) != "off" or sorted(str(v) for v in as_list(d.get("AllowedValues"))) != ["off", "on"]:
+            problems.append(f"{dead_letter}: should default to off and allow only off and on")
+        if not is_ref(function_env(template, function).get("SQS_KIT_BACKOFF"), backoff):
+            problems.append(f"{fname}: SQS_KIT_BACKOFF should be !Ref {backoff}")
+        switches[fname] = (backoff, dead_letter)
+
+    for fname, function, _, qname, queue, _ in pairs(template):
+        role = ref_target(props(function).get("Role"))
+        if fname not in switches or role not in resources(template, "AWS::IAM::Role"):
+            continue  # reported above, or by check_least_privilege
+        backoff, dead_letter = switches[fname]
+        dlq = redrive_target(queue)
+        for others_on in (False, True):
+            for backoff_on in (False, True):
+                for forwarding in (False, True):
+                    values = {}
+                    for other, (other_backoff, other_dead_letter) in switches.items():
+                        values[other_backoff] = BACKOFF_SPEC if others_on else "off"
+                        values[other_dead_letter] = "on" if others_on else "off"
+                    values[backoff] = BACKOFF_SPEC if backoff_on else "off"
+                    values[dead_letter] = "on" if forwarding else "off"
+                    setting = f"{backoff}={values[backoff]}, {dead_letter}={values[dead_letter]}"
+                    setting += ", the other functions' on" if others_on else ""
+                    try:
+                        conditions = evaluate_conditions(template, parameter_values(template, values))
+                    except ValueError as err:
+                        return list(dict.fromkeys(problems + [f"Conditions: {err}"]))
+                    statements = _role_statements(template, role, conditions)[0]
+                    for action, on, want in (
+                        ("sqs:changemessagevisibility", backoff_on, f"{qname}.Arn"),
+                        ("sqs:sendmessage", forwarding, f"{dlq}.Arn"),
+                    ):
+                        got = _granted_on(statements, action)
+                        if got != ({want} if on else set()):
+                            problems.append(
+                                f"{fname}: with {setting}, {action} is granted on {sorted(got) or 'nothing'}, "
+                                f"want {want if on else 'nothing'}"
+                            )
+                    forward_to = select(function_env(template, function).get("SQS_KIT_DEAD_LETTER"), conditions)
+                    want_env = {"Ref": dlq} if forwarding else "off"
+                    if forward_to != want_env:
+                        problems.append(f"{fname}: with {setting}, SQS_KIT_DEAD_LETTER is {forward_to!r}, want {want_env!r}")
+    return list(dict.fromkeys(problems))
 
 
 def check_outputs(template: dict) -> list[str]:
@@ -847,6 +1037,7 @@ ALL_CHECKS = (
     check_encryption,
     check_fan_out,
     check_least_privilege,
+    check_retry_control,
     check_outputs,
     check_checkov_skips,
 )

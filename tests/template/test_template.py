@@ -25,11 +25,13 @@ FUNCTIONS = {
     "PointsFunction": ("points", "PointsQueue", "PointsDLQ", True),
 }
 
+# Every function also reads SQS_KIT_BACKOFF and SQS_KIT_DEAD_LETTER (the library's retry control).
+RETRY_ENVIRONMENT = {"SQS_KIT_BACKOFF", "SQS_KIT_DEAD_LETTER"}
 ENVIRONMENT = {
-    "EmailFunction": {"IDEMPOTENCY_TABLE", "LOG_LEVEL", "EMAIL_SENDER"},
-    "ShippingFunction": {"IDEMPOTENCY_TABLE", "LOG_LEVEL", "SHIPMENTS_TABLE"},
-    "InventoryFunction": {"IDEMPOTENCY_TABLE", "LOG_LEVEL", "STOCK_TABLE"},
-    "PointsFunction": {"IDEMPOTENCY_TABLE", "LOG_LEVEL", "POINTS_TABLE", "POINTS_RATE"},
+    "EmailFunction": {"IDEMPOTENCY_TABLE", "LOG_LEVEL", "EMAIL_SENDER"} | RETRY_ENVIRONMENT,
+    "ShippingFunction": {"IDEMPOTENCY_TABLE", "LOG_LEVEL", "SHIPMENTS_TABLE"} | RETRY_ENVIRONMENT,
+    "InventoryFunction": {"IDEMPOTENCY_TABLE", "LOG_LEVEL", "STOCK_TABLE"} | RETRY_ENVIRONMENT,
+    "PointsFunction": {"IDEMPOTENCY_TABLE", "LOG_LEVEL", "POINTS_TABLE", "POINTS_RATE"} | RETRY_ENVIRONMENT,
 }
 
 TABLE_KEYS = {
@@ -49,11 +51,21 @@ def props(template, name):
 
 
 def statements_of(template, role):
+    """The statements of a role's unconditional inline policies, in order."""
     return [
         st
         for policy in props(template, role)["Policies"]
+        if "PolicyName" in policy
         for st in policy["PolicyDocument"]["Statement"]
     ]
+
+
+def conditional_policy(template, role, condition):
+    """The inline policy of a role that applies only when ``condition`` holds."""
+    (policy,) = [
+        p["Fn::If"][1] for p in props(template, role)["Policies"] if "Fn::If" in p and p["Fn::If"][0] == condition
+    ]
+    return policy
 
 
 def problems_mentioning(problems, *words):
@@ -145,12 +157,69 @@ def test_function_permissions_contract(template):
         grants = tc.granted_actions(template, fname)
         tables = {k: v for k, v in grants.items() if k in tc.resources(template, "AWS::DynamoDB::Table")}
         assert tables == {t: {f"dynamodb:{a.lower()}" for a in acts} for t, acts in wanted.items()}, fname
-        queue = FUNCTIONS[fname][1]
-        assert grants[queue] == tc.SQS_POLLER_ACTIONS | {"sqs:changemessagevisibility"}, fname
+        _, queue, dlq, _ = FUNCTIONS[fname]
+        # With the defaults (backoff and dead-letter forwarding off): polling only, nothing on the DLQ.
+        assert grants[queue] == tc.SQS_POLLER_ACTIONS, fname
+        assert dlq not in grants, fname
     ses = {k: v for k, v in tc.granted_actions(template, "EmailFunction").items() if ":ses:" in k}
     assert ses == {
         "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/${SesIdentity}": {"ses:sendemail"}
     }
+
+
+def test_retry_control_is_off_by_default_and_wired_per_function(template):
+    groups = template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    grouped = {name for group in groups for name in group["Parameters"]}
+    for fname, (_, _, dlq, _) in FUNCTIONS.items():
+        backoff, dead_letter = tc.retry_parameters(fname)
+        assert template["Parameters"][backoff]["Default"] == "off"
+        assert template["Parameters"][dead_letter]["Default"] == "off"
+        assert {backoff, dead_letter} <= grouped, fname
+        env = tc.function_env(template, res(template, fname))
+        assert env["SQS_KIT_BACKOFF"] == {"Ref": backoff}
+        assert env["SQS_KIT_DEAD_LETTER"] == {"Fn::If": [f"{dead_letter}On", {"Ref": dlq}, "off"]}
+
+
+@pytest.mark.parametrize("fname", FUNCTIONS)
+def test_retry_permissions_follow_the_switches(template, fname):
+    _, queue, dlq, _ = FUNCTIONS[fname]
+    backoff, dead_letter = tc.retry_parameters(fname)
+    spec = "base=10,cap=600,jitter=none"
+    grants = tc.granted_actions(template, fname, {backoff: spec})
+    assert grants[queue] == tc.SQS_POLLER_ACTIONS | {"sqs:changemessagevisibility"}
+    assert dlq not in grants
+    grants = tc.granted_actions(template, fname, {dead_letter: "on"})
+    assert grants[queue] == tc.SQS_POLLER_ACTIONS
+    assert grants[dlq] == {"sqs:sendmessage"}
+    grants = tc.granted_actions(template, fname, {backoff: spec, dead_letter: "on"})
+    assert grants[queue] == tc.SQS_POLLER_ACTIONS | {"sqs:changemessagevisibility"}
+    assert grants[dlq] == {"sqs:sendmessage"}
+    # Another function's switches grant this one nothing.
+    other = next(f for f in FUNCTIONS if f != fname)
+    other_backoff, other_dead_letter = tc.retry_parameters(other)
+    grants = tc.granted_actions(template, fname, {other_backoff: spec, other_dead_letter: "on"})
+    assert grants[queue] == tc.SQS_POLLER_ACTIONS
+    assert dlq not in grants
+
+
+BACKOFF_ACCEPTED = ["off", "base=1,cap=1", "base=5,cap=300", "base=30,cap=42000,jitter=full", "base=9999,cap=10000,jitter=none"]
+BACKOFF_REJECTED = [
+    "", "OFF", "on", "base=0,cap=10", "base=1,cap=42001", "base=1,cap=99999", "base=01,cap=10", "cap=10,base=1",
+    "base=1", "base=1,cap=10,jitter=half", "base=1,cap=10,", "base=1.5,cap=10", " base=1,cap=10", "base=1, cap=10",
+]
+
+
+@pytest.mark.parametrize("fname", FUNCTIONS)
+def test_backoff_parameter_allows_what_the_library_accepts(template, fname):
+    pattern = template["Parameters"][tc.retry_parameters(fname)[0]]["AllowedPattern"]
+    assert pattern == tc.BACKOFF_PATTERN
+    for value in BACKOFF_ACCEPTED:
+        assert re.fullmatch(pattern, value), value
+    for value in BACKOFF_REJECTED:
+        assert not re.fullmatch(pattern, value), value
+    # Every whole second from 1 to 42000, and nothing above.
+    assert all(re.fullmatch(pattern, f"base={n},cap={n}") for n in range(1, 42001))
+    assert not any(re.fullmatch(pattern, f"base=1,cap={n}") for n in range(42001, 100000))
 
 
 def test_samconfig_matches_the_template(template):
@@ -378,6 +447,71 @@ def test_managed_policy_is_reported(template):
         "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole"
     ]
     assert problems_mentioning(tc.check_least_privilege(template), "PointsFunction", "ManagedPolicyArns")
+
+
+def test_unconditional_backoff_permission_is_reported(template):
+    # The policy taken out of its Fn::If: granted with backoff off.
+    policies = props(template, "EmailRole")["Policies"]
+    policies[:] = [p["Fn::If"][1] if "Fn::If" in p and p["Fn::If"][0] == "EmailBackoffOn" else p for p in policies]
+    problems = tc.check_retry_control(template)
+    assert problems_mentioning(problems, "EmailFunction", "EmailBackoff=off", "sqs:changemessagevisibility", "EmailQueue.Arn")
+    assert not problems_mentioning(problems, "ShippingFunction")
+
+
+def test_change_visibility_for_polling_is_reported(template):
+    # What the template granted before issue 14: ChangeMessageVisibility with the poller actions.
+    statements_of(template, "InventoryRole")[0]["Action"].append("sqs:ChangeMessageVisibility")
+    problems = tc.check_retry_control(template)
+    assert problems_mentioning(problems, "InventoryFunction", "InventoryBackoff=off", "sqs:changemessagevisibility")
+
+
+def test_unconditional_dead_letter_permission_and_environment_are_reported(template):
+    policies = props(template, "PointsRole")["Policies"]
+    policies[:] = [p["Fn::If"][1] if "Fn::If" in p and p["Fn::If"][0] == "PointsDeadLetterOn" else p for p in policies]
+    props(template, "PointsFunction")["Environment"]["Variables"]["SQS_KIT_DEAD_LETTER"] = {"Ref": "PointsDLQ"}
+    problems = tc.check_retry_control(template)
+    assert problems_mentioning(problems, "PointsFunction", "PointsDeadLetter=off", "sqs:sendmessage", "PointsDLQ.Arn")
+    assert problems_mentioning(problems, "PointsFunction", "PointsDeadLetter=off", "SQS_KIT_DEAD_LETTER", "PointsDLQ")
+
+
+def test_dead_letter_forwarding_without_its_url_is_reported(template):
+    props(template, "EmailFunction")["Environment"]["Variables"]["SQS_KIT_DEAD_LETTER"] = "redrive-policy"
+    problems = tc.check_retry_control(template)
+    assert problems_mentioning(problems, "EmailFunction", "EmailDeadLetter=on", "SQS_KIT_DEAD_LETTER", "'redrive-policy'")
+
+
+def test_permission_under_another_functions_condition_is_reported(template):
+    conditional_policy(template, "ShippingRole", "ShippingBackoffOn")  # it exists...
+    for policy in props(template, "ShippingRole")["Policies"]:
+        if "Fn::If" in policy and policy["Fn::If"][0] == "ShippingBackoffOn":
+            policy["Fn::If"][0] = "EmailBackoffOn"  # ...and now follows the email function's switch
+    problems = tc.check_retry_control(template)
+    assert problems_mentioning(problems, "ShippingFunction", "ShippingBackoff=off", "the other functions' on")
+    assert problems_mentioning(problems, "ShippingFunction", "ShippingBackoff=base=1,cap=900,", "granted on nothing")
+
+
+def test_forwarding_to_the_wrong_queue_is_reported(template):
+    statement = conditional_policy(template, "EmailRole", "EmailDeadLetterOn")["PolicyDocument"]["Statement"][0]
+    statement["Resource"] = {"Fn::GetAtt": ["EmailQueue", "Arn"]}
+    assert problems_mentioning(tc.check_retry_control(template), "EmailFunction", "sqs:sendmessage", "want EmailDLQ.Arn")
+    statement["Resource"] = {"Fn::GetAtt": ["ShippingDLQ", "Arn"]}
+    assert problems_mentioning(tc.check_least_privilege(template), "EmailFunction", "own DLQ", "ShippingDLQ")
+    # Its own DLQ, but more than sending to it.
+    statement["Resource"] = {"Fn::GetAtt": ["EmailDLQ", "Arn"]}
+    statement["Action"] = ["sqs:SendMessage", "sqs:ReceiveMessage"]
+    assert problems_mentioning(tc.check_least_privilege(template), "EmailFunction", "EmailDLQ", "sqs:receivemessage")
+
+
+def test_retry_parameters_that_are_on_by_default_or_loose_are_reported(template):
+    template["Parameters"]["InventoryBackoff"]["Default"] = "base=1,cap=60"
+    template["Parameters"]["ShippingBackoff"]["AllowedPattern"] = ".*"
+    template["Parameters"]["PointsDeadLetter"]["AllowedValues"] = ["off", "on", "redrive-policy"]
+    del template["Parameters"]["EmailDeadLetter"]
+    problems = tc.check_retry_control(template)
+    assert problems_mentioning(problems, "InventoryBackoff", "default to off")
+    assert problems_mentioning(problems, "ShippingBackoff", "AllowedPattern")
+    assert problems_mentioning(problems, "PointsDeadLetter", "only off and on")
+    assert problems_mentioning(problems, "EmailFunction", "EmailDeadLetter")
 
 
 def test_missing_output_is_reported(template):

@@ -8,7 +8,10 @@ use e2e::{binary, run, Run};
 
 const FUNCTIONS: [&str; 4] = ["email", "shipping", "inventory", "points"];
 /// An endpoint where nothing listens: every AWS call fails to connect.
-const UNREACHABLE: [(&str, &str); 6] = [
+/// One attempt per call: the SDK's retries (with their backoff) against a closed port would only
+/// make each command take longer to fail the same way.
+const UNREACHABLE: [(&str, &str); 7] = [
+    ("AWS_MAX_ATTEMPTS", "1"),
     ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
     ("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9"),
     ("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:9"),

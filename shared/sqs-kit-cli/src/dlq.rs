@@ -7,7 +7,10 @@
 //! to a message's `ApproximateReceiveCount`. If a peek is interrupted, the messages reappear
 //! on their own after the visibility timeout. A FIFO queue hands out at most the messages in
 //! flight per message group that fit in one receive, so a peek of a FIFO DLQ shows at most 10
-//! messages per group.
+//! messages per group. A message that a function sent there itself (sqs-kit's dead-letter
+//! forwarding, `SQS_KIT_DEAD_LETTER`) carries `SqsKit.*` message attributes saying why it
+//! failed; peek shows them as its `failure` and, since SQS names no source queue for such a
+//! message, takes its `sourceQueueArn` from `SqsKit.SourceQueue`.
 //!
 //! **redrive** first checks the direction: the messages go only to a queue whose dead-letter
 //! queue `--queue-url` is (the destination's `RedrivePolicy` names it), or one the DLQ's
@@ -16,11 +19,19 @@
 //! would drain a live queue, and is refused unless `--force` is given.
 //!
 //! It then starts an SQS message move task (`StartMessageMoveTask`) where the API has one
-//! and no `--max` is given, and waits for it to finish. Otherwise (a `--max`, `--manual`, or an
-//! API without move tasks, such as moto) it moves the messages itself, one at a time: receive,
-//! `SendMessage` to the source (same body and message attributes; on FIFO queues the same
-//! message group and a deduplication id derived from the DLQ message's id), and only after the
-//! send succeeded, `DeleteMessage` from the DLQ. An interruption can therefore never lose a
+//! and no `--max` is given, and waits for it to finish. Otherwise (a `--max`, `--manual`, an
+//! API without move tasks, such as moto, or a DLQ that holds forwarded messages, see below) it
+//! moves the messages itself, one at a time: receive, `SendMessage` to the source (same body
+//! and message attributes but the `SqsKit.*` ones; on FIFO queues the same message group and a
+//! deduplication id derived from the DLQ message's id), and only after the send succeeded,
+//! `DeleteMessage` from the DLQ.
+//!
+//! A move task moves messages as they are, so it would bring a forwarded message back with its
+//! `SqsKit.*` failure attributes: stale once the message is retried. Before starting one,
+//! redrive therefore looks at the first messages it receives (up to 10); if any carries a
+//! `SqsKit.*` attribute it moves the whole DLQ itself, stripping them. A DLQ where forwarded
+//! messages sit behind more than 10 others can still go by move task and keep them on those:
+//! `--manual` strips them from every message. An interruption can never lose a
 //! message: at worst a message that was sent but not yet deleted is sent again by the next
 //! redrive — deduplicated by a FIFO queue within its 5-minute deduplication interval, and
 //! delivered twice by a standard queue, where the consumers' idempotency (the same `eventId`)
@@ -32,7 +43,9 @@ use std::time::Duration;
 
 use aws_sdk_sqs::config::retry::RetryConfig;
 use aws_sdk_sqs::error::ProvideErrorMetadata;
-use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, Message, MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
+};
 use aws_sdk_sqs::Client;
 use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
@@ -40,6 +53,7 @@ use serde_json::{json, Map, Value};
 use super::aws::{self, describe, BATCH_LIMIT};
 use super::fifo;
 use sqs_kit::output::{note, print_json, print_json_pretty};
+use sqs_kit::retry::attributes as forwarding;
 use sqs_kit::runner::BadInput;
 
 /// How long a received message stays hidden while a peek or a redrive holds it.
@@ -53,19 +67,37 @@ const DEFAULT_PEEK: u32 = 100;
 /// ends, and SQS refuses receives beyond a queue's in-flight limit.
 const MAX_PEEK: u32 = 10_000;
 
+/// How peek names each attribute of sqs-kit's dead-letter forwarding in a message's `failure`.
+const FAILURE_FIELDS: [(&str, &str); 5] = [
+    (forwarding::FAILURE_REASON, "reason"),
+    (forwarding::FAILED_FUNCTION, "function"),
+    (forwarding::RECEIVE_COUNT, "receiveCount"),
+    (forwarding::SOURCE_QUEUE, "sourceQueue"),
+    (forwarding::SOURCE_MESSAGE_ID, "sourceMessageId"),
+];
+
 #[derive(Debug, Subcommand)]
 pub(super) enum DlqCommand {
     /// Show a dead-letter queue's messages as pretty JSON on stdout, and leave them there.
     ///
     /// Each message: messageId, receiveCount (ApproximateReceiveCount, which counts this
     /// peek's own receive), firstReceivedAt and sentAt (RFC 3339), messageGroupId (FIFO),
-    /// sourceQueueArn (where SQS reports it) and the body (parsed JSON, or the raw text).
+    /// sourceQueueArn (where SQS reports it, or else the SqsKit.SourceQueue attribute),
+    /// messageAttributes (those a redrive sends back), failure (for a message a function
+    /// forwarded: reason, function, receiveCount, sourceQueue, sourceMessageId, from its
+    /// SqsKit.* attributes) and the body (parsed JSON, or the raw text).
     Peek(PeekArgs),
     /// Move a dead-letter queue's messages back to its source queue (after a fix).
     ///
     /// Refused (exit 2) unless --queue-url is a dead-letter queue of the destination: the
     /// destination's RedrivePolicy names it, or its RedriveAllowPolicy allows the destination
     /// (byQueue naming it, or allowAll on a queue some queue uses as its DLQ). --force overrides.
+    ///
+    /// Uses a StartMessageMoveTask where the API has one, unless --max or --manual is given or
+    /// the first messages received carry SqsKit.* attributes (messages a function forwarded,
+    /// whose failure attributes a move task would keep): then it moves the messages itself,
+    /// and sends each back without its SqsKit.* attributes. --manual strips them from every
+    /// message, however deep in the DLQ.
     ///
     /// Prints {"moved": N, "from": DLQ_URL, "to": SOURCE_URL, "method": ...}. No message is
     /// lost if interrupted: each is deleted from the DLQ only after it was sent to the source;
@@ -96,7 +128,8 @@ pub(super) struct RedriveArgs {
     /// Move at most N messages (always moved by receive/send/delete).
     #[arg(long, value_name = "N", value_parser = super::whole_number(1, u32::MAX))]
     max: Option<u32>,
-    /// Move the messages by receive/send/delete even where the API has StartMessageMoveTask.
+    /// Move the messages by receive/send/delete even where the API has StartMessageMoveTask
+    /// (which strips the SqsKit.* attributes from every message).
     #[arg(long)]
     manual: bool,
     /// Move the messages even though --queue-url is not a dead-letter queue of --to.
@@ -214,11 +247,15 @@ fn describe_message(message: &Message) -> Value {
     if let Some(group) = system_attribute(message, &MessageSystemAttributeName::MessageGroupId) {
         shown.insert("messageGroupId".into(), group.into());
     }
-    if let Some(source) = system_attribute(message, &MessageSystemAttributeName::DeadLetterQueueSourceArn) {
+    let message_attributes = message.message_attributes().cloned().unwrap_or_default();
+    let forwarded_source = message_attributes.get(forwarding::SOURCE_QUEUE).and_then(MessageAttributeValue::string_value);
+    if let Some(source) = system_attribute(message, &MessageSystemAttributeName::DeadLetterQueueSourceArn).or(forwarded_source) {
         shown.insert("sourceQueueArn".into(), source.into());
     }
-    if let Some(attributes) = message.message_attributes().filter(|a| !a.is_empty()) {
-        let attributes: Map<String, Value> = attributes
+    let (forwarded, original): (HashMap<_, _>, HashMap<_, _>) =
+        message_attributes.into_iter().partition(|(name, _)| is_forwarding_attribute(name));
+    if !original.is_empty() {
+        let original: Map<String, Value> = original
             .iter()
             .map(|(name, value)| {
                 let shown = match value.string_value() {
@@ -228,11 +265,51 @@ fn describe_message(message: &Message) -> Value {
                 (name.clone(), shown)
             })
             .collect();
-        shown.insert("messageAttributes".into(), attributes.into());
+        shown.insert("messageAttributes".into(), original.into());
+    }
+    if !forwarded.is_empty() {
+        shown.insert("failure".into(), failure(&forwarded));
     }
     let body = message.body().unwrap_or_default();
     shown.insert("body".into(), serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_owned())));
     shown.into()
+}
+
+fn is_forwarding_attribute(attribute: &str) -> bool {
+    attribute.starts_with(forwarding::PREFIX)
+}
+
+/// The forwarding attributes of a message, by the names of [`FAILURE_FIELDS`] (a number as a
+/// number); one this version does not know keeps its name without the prefix.
+fn failure(forwarded: &HashMap<String, MessageAttributeValue>) -> Value {
+    let mut failure = Map::new();
+    for (name, value) in forwarded {
+        let field = FAILURE_FIELDS.iter().find(|(attribute, _)| attribute == name).map_or(&name[forwarding::PREFIX.len()..], |(_, f)| f);
+        let text = value.string_value().unwrap_or_default();
+        let shown = match text.parse::<u64>() {
+            Ok(number) if value.data_type().starts_with("Number") => Value::from(number),
+            _ => Value::from(text),
+        };
+        failure.insert(field.to_owned(), shown);
+    }
+    failure.into()
+}
+
+/// A message's attributes as a redrive sends them back: without those the forwarding added.
+fn original_attributes(message: &Message) -> Option<HashMap<String, MessageAttributeValue>> {
+    let original: HashMap<String, MessageAttributeValue> = message
+        .message_attributes()
+        .into_iter()
+        .flatten()
+        .filter(|(name, _)| !is_forwarding_attribute(name))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    Some(original).filter(|original| !original.is_empty())
+}
+
+/// The receipt handles of received messages, by message id, for [`restore`].
+fn receipts(messages: &[Message]) -> BTreeMap<String, String> {
+    messages.iter().filter_map(|m| Some((m.message_id()?.to_owned(), m.receipt_handle()?.to_owned()))).collect()
 }
 
 async fn redrive(client: &Client, args: RedriveArgs) -> anyhow::Result<ExitCode> {
@@ -268,15 +345,31 @@ async fn redrive(client: &Client, args: RedriveArgs) -> anyhow::Result<ExitCode>
         note(&format!("warning: --force: {refusal}; moving the messages anyway"));
     }
 
+    // Messages received before the move loop, which it moves first.
+    let mut received = Vec::new();
     if args.max.is_none() && !args.manual {
-        match move_task(client, &dlq_arn, &to_arn).await? {
-            MoveTask::Done { moved, handle } => {
-                let report = json!({"moved": moved, "from": from, "to": to, "method": "StartMessageMoveTask", "taskHandle": handle});
-                print_json(&report)?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            MoveTask::Unsupported(reason) => {
-                note(&format!("the SQS API has no StartMessageMoveTask ({reason}): moving the messages by receive, send, delete"));
+        received = receive(client, from, BATCH_LIMIT).await?;
+        let forwarded =
+            received.iter().any(|m| m.message_attributes().into_iter().flatten().any(|(name, _)| is_forwarding_attribute(name)));
+        if forwarded {
+            note(&format!(
+                "{from} holds messages a function forwarded ({}* attributes), which a move task would keep: \
+                 moving the messages by receive, send, delete, without those attributes",
+                forwarding::PREFIX
+            ));
+        } else if let Err(error) = restore(client, from, &receipts(&received)).await {
+            note(&format!("warning: {error:#}: moving the messages by receive, send, delete"));
+        } else {
+            received.clear();
+            match move_task(client, &dlq_arn, &to_arn).await? {
+                MoveTask::Done { moved, handle } => {
+                    let report = json!({"moved": moved, "from": from, "to": to, "method": "StartMessageMoveTask", "taskHandle": handle});
+                    print_json(&report)?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+                MoveTask::Unsupported(reason) => {
+                    note(&format!("the SQS API has no StartMessageMoveTask ({reason}): moving the messages by receive, send, delete"));
+                }
             }
         }
     }
@@ -286,7 +379,10 @@ async fn redrive(client: &Client, args: RedriveArgs) -> anyhow::Result<ExitCode>
     let mut seen: HashSet<String> = HashSet::new();
     let outcome = async {
         while moved < max {
-            let messages = receive(client, from, max - moved).await?;
+            let messages = match std::mem::take(&mut received) {
+                held if held.is_empty() => receive(client, from, max - moved).await?,
+                held => held,
+            };
             if messages.is_empty() {
                 break;
             }
@@ -299,11 +395,7 @@ async fn redrive(client: &Client, args: RedriveArgs) -> anyhow::Result<ExitCode>
                     continue;
                 }
                 if let Err(error) = send_to_source(client, message, &to).await {
-                    let rest: BTreeMap<String, String> = messages[position..]
-                        .iter()
-                        .filter_map(|m| Some((m.message_id()?.to_owned(), m.receipt_handle()?.to_owned())))
-                        .collect();
-                    let _ = restore(client, from, &rest).await;
+                    let _ = restore(client, from, &receipts(&messages[position..])).await;
                     return Err(error.context(format!("message {id} stays in {from}")));
                 }
                 client.delete_message().queue_url(from).receipt_handle(receipt).send().await.map_err(|e| {
@@ -331,7 +423,8 @@ async fn redrive(client: &Client, args: RedriveArgs) -> anyhow::Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-/// Sends a DLQ message to the source queue as it was: body, message attributes, its message
+/// Sends a DLQ message to the source queue as it was: body, message attributes (but the
+/// forwarding's `SqsKit.*` ones, which describe the failure, not the message), its message
 /// group, and on FIFO queues a deduplication id derived from its message id. A fair queue's
 /// message (a standard queue's, with a group) keeps its group: it names the tenant the queue
 /// shares its capacity by.
@@ -341,7 +434,7 @@ async fn send_to_source(client: &Client, message: &Message, to: &str) -> anyhow:
         .send_message()
         .queue_url(to)
         .message_body(message.body().unwrap_or_default())
-        .set_message_attributes(message.message_attributes().filter(|a| !a.is_empty()).cloned());
+        .set_message_attributes(original_attributes(message));
     let group = system_attribute(message, &MessageSystemAttributeName::MessageGroupId);
     if aws::is_fifo(to) {
         request = request.message_group_id(group.unwrap_or(fifo::DEFAULT_GROUP)).message_deduplication_id(redrive_deduplication_id(id));
@@ -576,6 +669,20 @@ mod tests {
         let deny_all = queue("u:dlq", "a:dlq", &[(QueueAttributeName::RedriveAllowPolicy, json!({"redrivePermission": "denyAll"}))]);
         assert!(matches!(check(&deny_all, &other), Direction::Refused(why) if why.ends_with("RedriveAllowPolicy of u:dlq is denyAll")));
         assert_eq!(check(&deny_all, &live), Direction::Allowed, "the destination's RedrivePolicy decides first");
+    }
+
+    #[test]
+    fn peek_names_the_forwarding_attributes_and_keeps_unknown_ones() {
+        let attribute =
+            |data_type: &str, value: &str| MessageAttributeValue::builder().data_type(data_type).string_value(value).build().unwrap();
+        let forwarded = HashMap::from([
+            (forwarding::RECEIVE_COUNT.to_owned(), attribute("Number", "3")),
+            (forwarding::FAILURE_REASON.to_owned(), attribute("String", "42")),
+            (format!("{}Retries", forwarding::PREFIX), attribute("String", "later")),
+        ]);
+        assert_eq!(failure(&forwarded), json!({"receiveCount": 3, "reason": "42", "Retries": "later"}));
+        assert!(is_forwarding_attribute(forwarding::SOURCE_QUEUE));
+        assert!(!is_forwarding_attribute("sqskit.note"), "the prefix is case-sensitive, as SQS attribute names are");
     }
 
     #[test]

@@ -583,6 +583,50 @@ Resources:
         assert!(Resolver::new(&template, "s".into(), "r".into(), &[("Nope".into(), "1".into())]).is_err());
     }
 
+    /// template.yaml's retry control: a switch parameter, a condition on it, and an environment
+    /// value that is the DLQ's URL when the condition holds.
+    #[test]
+    fn a_switch_parameter_picks_the_branch_of_its_condition() {
+        let template = to_json(
+            serde_yaml::from_str(
+                r#"
+Parameters:
+  Backoff: {Type: String, Default: "off"}
+  DeadLetter: {Type: String, Default: "off", AllowedValues: ["off", "on"]}
+Conditions:
+  BackoffOn: !Not [!Equals [!Ref Backoff, "off"]]
+  DeadLetterOn: !Equals [!Ref DeadLetter, "on"]
+Resources:
+  Dlq: {Type: AWS::SQS::Queue}
+  Function:
+    Type: AWS::Serverless::Function
+    Properties:
+      Environment:
+        Variables:
+          SQS_KIT_BACKOFF: !Ref Backoff
+          SQS_KIT_DEAD_LETTER: !If [DeadLetterOn, !Ref Dlq, "off"]
+          BACKOFF_ON: !If [BackoffOn, "yes", "no"]
+"#,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let variables = &template["Resources"]["Function"]["Properties"]["Environment"]["Variables"];
+        let environment = |overrides: &[(&str, &str)]| {
+            let overrides: Vec<(String, String)> = overrides.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+            let mut resolver = Resolver::new(&template, "s".into(), "r".into(), &overrides).unwrap();
+            resolver.created("Dlq", "http://local/s-dlq".into(), HashMap::new());
+            resolver.resolve(variables).unwrap().unwrap()
+        };
+        assert_eq!(environment(&[]), serde_json::json!({"SQS_KIT_BACKOFF": "off", "SQS_KIT_DEAD_LETTER": "off", "BACKOFF_ON": "no"}));
+        assert_eq!(
+            environment(&[("DeadLetter", "on"), ("Backoff", "base=1,cap=60")]),
+            serde_json::json!({"SQS_KIT_BACKOFF": "base=1,cap=60", "SQS_KIT_DEAD_LETTER": "http://local/s-dlq", "BACKOFF_ON": "yes"})
+        );
+        let refused = Resolver::new(&template, "s".into(), "r".into(), &[("DeadLetter".into(), "yes".into())]).err().unwrap();
+        assert_eq!(refused.0, "--parameter DeadLetter=yes: not one of the template's AllowedValues (off, on)");
+    }
+
     #[test]
     fn overrides_meet_the_parameter_constraints() {
         let count = serde_json::json!({"Type": "Number", "MinValue": 1, "MaxValue": 1000});

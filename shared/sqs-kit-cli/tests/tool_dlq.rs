@@ -267,3 +267,96 @@ async fn fair_queue_messages_go_back_with_their_groups() {
     let expected = [(0, Some("tenant-a")), (1, Some("tenant-b")), (2, Some("tenant-a")), (3, None)];
     assert_eq!(moved, expected.map(|(n, group)| (n, group.map(str::to_owned))), "{run:?}");
 }
+
+/// The attributes a function's dead-letter forwarding adds (`sqs_kit::retry::attributes`).
+fn forwarding_attributes(source_arn: &str, message_id: &str) -> Vec<(&'static str, MessageAttributeValue)> {
+    let attribute =
+        |data_type: &str, value: &str| MessageAttributeValue::builder().data_type(data_type).string_value(value).build().unwrap();
+    vec![
+        ("SqsKit.FailureReason", attribute("String", "order total is negative")),
+        ("SqsKit.FailedFunction", attribute("String", "orders-points")),
+        ("SqsKit.ReceiveCount", attribute("Number", "1")),
+        ("SqsKit.SourceQueue", attribute("String", source_arn)),
+        ("SqsKit.SourceMessageId", attribute("String", message_id)),
+    ]
+}
+
+/// Messages a function forwarded to its DLQ (crafted here as the library sends them, with an
+/// attribute of their own): peek shows the failure, redrive delivers them to the source with
+/// only their own attributes.
+async fn forwarded_messages_are_shown_and_redriven_without_the_failure(prefix: &str, queue: &str, dlq: &str, redrive: &[&str]) {
+    let Some(config) = e2e::local_aws().await else { return };
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let topology = stack(prefix, &[]);
+    let source = topology["queues"][queue].as_str().unwrap().to_owned();
+    let dlq = topology["dlqs"][dlq].as_str().unwrap().to_owned();
+    let source_arn = e2e::queue_arn(&sqs, &source).await;
+    let fifo = source.ends_with(".fifo");
+
+    let bodies = orders(3);
+    for (i, body) in bodies.iter().enumerate() {
+        let own = MessageAttributeValue::builder().data_type("String").string_value(format!("trace-{i}")).build().unwrap();
+        let mut request = sqs.send_message().queue_url(&dlq).message_body(body.to_string()).message_attributes("traceparent", own);
+        for (name, value) in forwarding_attributes(&source_arn, &format!("original-{i}")) {
+            request = request.message_attributes(name, value);
+        }
+        if fifo {
+            let group = body["customerId"].as_str().unwrap();
+            request = request.message_group_id(group).message_deduplication_id(format!("original-{i}"));
+        }
+        request.send().await.unwrap();
+    }
+
+    let peek = sqs_kit(&["dlq", "peek", "--queue-url", &dlq]);
+    assert_eq!(peek.code, Some(0), "{peek:?}");
+    let shown = peek.json();
+    let shown = shown.as_array().unwrap();
+    assert_eq!(shown.len(), 3, "{shown:?}");
+    for message in shown {
+        let i = bodies.iter().position(|b| *b == message["body"]).expect("a body that was sent");
+        assert_eq!(
+            message["failure"],
+            json!({
+                "reason": "order total is negative",
+                "function": "orders-points",
+                "receiveCount": 1,
+                "sourceQueue": source_arn,
+                "sourceMessageId": format!("original-{i}"),
+            }),
+            "{message}"
+        );
+        // SQS names no source for a message sent to the DLQ: the forwarding's attribute does.
+        assert_eq!(message["sourceQueueArn"], source_arn.as_str(), "{message}");
+        assert_eq!(message["messageAttributes"], json!({"traceparent": {"dataType": "String", "stringValue": format!("trace-{i}")}}));
+    }
+
+    let run = sqs_kit(&[&["dlq", "redrive", "--queue-url", &dlq][..], redrive].concat());
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.json()["moved"], 3, "{run:?}");
+    assert_eq!(run.json()["method"], "receive-send-delete", "{run:?}");
+    if redrive.is_empty() {
+        assert!(run.stderr.contains("holds messages a function forwarded"), "{run:?}");
+    }
+    assert_eq!(counts(&sqs, &dlq).await, (0, 0));
+    let moved = drain(&sqs, &source).await;
+    assert_eq!(moved.len(), 3);
+    for message in &moved {
+        let body: Value = serde_json::from_str(&message.body).unwrap();
+        let i = bodies.iter().position(|b| *b == body).expect("a body that was sent, unchanged");
+        assert_eq!(message.attributes, [("traceparent".to_owned(), format!("trace-{i}"))].into(), "only its own attributes");
+        if fifo {
+            assert_eq!(message.group.as_deref(), body["customerId"].as_str(), "its group");
+        }
+    }
+}
+
+#[tokio::test]
+async fn forwarded_messages_of_a_standard_dlq_go_back_without_the_failure_attributes() {
+    // No --manual: the failure attributes make redrive move the messages itself.
+    forwarded_messages_are_shown_and_redriven_without_the_failure("dlq-forwarded", "EmailQueue", "EmailDLQ", &[]).await;
+}
+
+#[tokio::test]
+async fn forwarded_messages_of_a_fifo_dlq_go_back_to_their_groups_without_the_failure_attributes() {
+    forwarded_messages_are_shown_and_redriven_without_the_failure("dlq-forwarded-fifo", "PointsQueue", "PointsDLQ", &["--manual"]).await;
+}

@@ -52,6 +52,13 @@ async fn local_up_creates_the_template_topology_once() {
         assert!(first.stderr.contains(&line), "{line} not in {}", first.stderr);
     }
     assert_eq!(created["functions"]["PointsFunction"]["environment"]["POINTS_TABLE"], format!("{stack}-PointsTable"));
+    // Backoff and dead-letter forwarding are off unless a parameter turns them on.
+    for function in ["EmailFunction", "ShippingFunction", "InventoryFunction", "PointsFunction"] {
+        let environment = &created["functions"][function]["environment"];
+        assert_eq!(environment["SQS_KIT_BACKOFF"], "off", "{function}: {environment}");
+        assert_eq!(environment["SQS_KIT_DEAD_LETTER"], "off", "{function}: {environment}");
+    }
+    assert!(first.stderr.contains("export SQS_KIT_DEAD_LETTER=off"), "{}", first.stderr);
     assert_eq!(created["outputs"]["OrdersTopicArn"], topic.as_str());
     assert!(first.stderr.contains(&format!("export ORDERS_TOPIC_ARN={topic}")), "{}", first.stderr);
     assert!(first.stderr.contains(&format!("export IDEMPOTENCY_TABLE={stack}-IdempotencyTable")), "{}", first.stderr);
@@ -128,9 +135,27 @@ async fn local_up_creates_the_template_topology_once() {
 
     // A third run with another visibility timeout brings the queues to it (and --stack, the
     // flag's first name, still names the stack).
-    let third = up(&["--stack", &stack, "--visibility-timeout", "9", "--parameter", "MaxConcurrency=8"]).json();
+    let third = up(&[
+        "--stack",
+        &stack,
+        "--visibility-timeout",
+        "9",
+        "--parameter",
+        "MaxConcurrency=8",
+        "--parameter",
+        "PointsDeadLetter=on",
+        "--parameter",
+        "EmailBackoff=base=2,cap=60,jitter=none",
+    ])
+    .json();
     assert_eq!(attributes(&sqs, &queue("queues", "InventoryQueue")).await["VisibilityTimeout"], "9");
     assert_eq!(third["functions"]["PointsFunction"]["maximumConcurrency"], 8, "{third}");
+    // The switches reach only their own function's environment: the DLQ's local URL, the spec.
+    let environment = |function: &str, name: &str| third["functions"][function]["environment"][name].clone();
+    assert_eq!(environment("PointsFunction", "SQS_KIT_DEAD_LETTER"), created["dlqs"]["PointsDLQ"], "{third}");
+    assert_eq!(environment("InventoryFunction", "SQS_KIT_DEAD_LETTER"), "off", "{third}");
+    assert_eq!(environment("EmailFunction", "SQS_KIT_BACKOFF"), "base=2,cap=60,jitter=none", "{third}");
+    assert_eq!(environment("PointsFunction", "SQS_KIT_BACKOFF"), "off", "{third}");
 }
 
 #[test]
@@ -164,6 +189,7 @@ fn local_up_numbers_out_of_range_are_usage_errors_naming_the_range() {
     refused(&["--parameter", "MaxReceiveCount=1001"], "MaxReceiveCount=1001: above the template's MaxValue 1000");
     refused(&["--parameter", "MaxReceiveCount=five"], "MaxReceiveCount=five: the template declares it a Number");
     refused(&["--parameter", "LogRetentionDays=2"], "LogRetentionDays=2: not one of the template's AllowedValues (1, 3, 5,");
+    refused(&["--parameter", "EmailDeadLetter=yes"], "EmailDeadLetter=yes: not one of the template's AllowedValues (off, on)");
 }
 
 /// A template of one queue named after the stack, and a samconfig.toml beside it.

@@ -37,6 +37,13 @@ pub(crate) const RUST_LOG: &str = "RUST_LOG";
 /// that cannot take concurrent writes to one item, or to match a downstream's capacity.
 pub(crate) const MAX_CONCURRENCY: &str = "SQS_KIT_MAX_CONCURRENCY";
 
+/// Backoff of transiently failed records: `off`, or `base=<s>,cap=<s>[,jitter=full|none]`
+/// (`retry::Backoff`). Unset: what the function configured (by default none).
+pub(crate) const BACKOFF: &str = "SQS_KIT_BACKOFF";
+/// Permanently failed records straight to a dead-letter queue: `off`, `redrive-policy`, or a
+/// queue URL (`retry::DeadLetterTarget`). Unset: what the function configured (by default off).
+pub(crate) const DEAD_LETTER: &str = "SQS_KIT_DEAD_LETTER";
+
 /// CloudWatch namespace of the embedded metrics. Default `SqsKit`.
 pub(crate) const METRICS_NAMESPACE: &str = "SQS_KIT_METRICS_NAMESPACE";
 /// Name of the metrics' dimension, whose value is the function name. Default `FunctionName`.

@@ -13,13 +13,15 @@
 //! - [`store`]: where idempotency records live: [`store::MemoryStore`] always,
 //!   [`store::DynamoDbStore`], [`store::EmbeddedStore`] and [`store::RedisStore`] behind
 //!   features, or a store of one's own implementing [`store::IdempotencyStore`].
+//! - [`retry`]: backoff of transient failures and permanent failures sent straight to the
+//!   dead-letter queue, through a [`retry::QueueActions`] port (SQS with the `sqs` feature).
 //! - [`metrics`]: CloudWatch embedded metric lines from a batch's report.
 //! - [`runner`]: one call in `main` that serves Lambda or runs `replay` and `poll` locally.
 //! - [`error`] and [`record`]: a record's failure and what a handler learns about its record;
 //!   [`output`] and [`redact`]: printing results and keeping e-mail addresses out of them.
 //!
 //! The modules depend one way: [`error`] and [`record`] ← [`handler`] ← [`store`] ←
-//! [`idempotency`] ← [`batch`] ← [`metrics`] ← [`runner`]. `docs/architecture.md` in the
+//! [`idempotency`] ← [`retry`] ← [`batch`] ← [`metrics`] ← [`runner`]. `docs/architecture.md` in the
 //! repository describes the design.
 //!
 //! ```
@@ -55,7 +57,9 @@
 //! | `dynamodb` | yes | [`store::DynamoDbStore`], DynamoDB business writes, Lambda mode's default store |
 //! | `embedded` | yes | [`store::EmbeddedStore`]: SQLite in a file, shared by local processes |
 //! | `redis` | no | [`store::RedisStore`]: a Redis or Valkey server (claim mode only), Lambda mode's store when `REDIS_URL` is set, `--store redis` |
+//! | `sqs` | yes (through `local`) | [`retry::SqsQueue`]: backoff and dead-lettering through the SQS API, in Lambda mode and `poll` (`SQS_KIT_BACKOFF`, `SQS_KIT_DEAD_LETTER`) |
 //! | `local` | yes | the `replay` and `poll` modes of [`runner::Runner`], its `--store` flags ([`runner::StoreArgs`]) and the helpers for a function's own commands |
+//! | `opentelemetry` | no | one OpenTelemetry span per record (through `tracing-opentelemetry`), with the messaging attributes and a link to the producer's span from `AWSTraceHeader` |
 //! | `fault-injection` | no | `SQS_KIT_FAULT` crash and fault rules, for tests |
 //!
 //! With `default-features = false` the crate has no AWS SDK, no SQLite and no clap: batch
@@ -79,8 +83,10 @@ pub mod metrics;
 pub mod output;
 pub mod record;
 pub mod redact;
+pub mod retry;
 pub mod runner;
 pub mod store;
+mod trace;
 
 pub use batch::{AllFailedPolicy, BatchConfig, BatchProcessor, FifoFailureMode, Outcome, QueueKind};
 pub use error::{FailureKind, RecordError};

@@ -30,8 +30,14 @@ pub struct Metrics {
 }
 
 /// The count metrics, in the order of [`Metrics::document`]'s values.
-const COUNTS: [&str; 5] =
-    ["RecordsProcessed", "RecordsFailedTransient", "RecordsFailedPermanent", "DuplicatesSkipped", "RecordsNotAttempted"];
+const COUNTS: [&str; 6] = [
+    "RecordsProcessed",
+    "RecordsFailedTransient",
+    "RecordsFailedPermanent",
+    "DuplicatesSkipped",
+    "RecordsNotAttempted",
+    "RecordsDeadLettered",
+];
 const BATCH_DURATION: &str = "BatchDuration";
 const MAX_MESSAGE_AGE: &str = "MaxMessageAge";
 
@@ -58,7 +64,14 @@ impl Metrics {
             return None;
         }
         let totals = report.totals();
-        let counts = [totals.processed, totals.failed_transient, totals.failed_permanent, totals.duplicates, totals.not_attempted];
+        let counts = [
+            totals.processed,
+            totals.failed_transient,
+            totals.failed_permanent,
+            totals.duplicates,
+            totals.not_attempted,
+            totals.dead_lettered,
+        ];
         let mut definitions: Vec<Value> = COUNTS.iter().map(|name| json!({"Name": name, "Unit": "Count"})).collect();
         let mut document = Map::new();
         for (name, count) in COUNTS.into_iter().zip(counts) {

@@ -30,6 +30,9 @@ pub struct RecordMeta {
     pub sent_timestamp_ms: Option<u64>,
     /// `eventSourceARN`: the queue's ARN (absent from hand-written events).
     pub event_source_arn: Option<String>,
+    /// The receipt handle of this delivery: what changes the message's visibility (backoff) or
+    /// deletes it. Absent from hand-written events.
+    pub receipt_handle: Option<String>,
     /// Every system attribute of the message as SQS sent it (`ApproximateReceiveCount`,
     /// `SentTimestamp`, `MessageGroupId`, `SequenceNumber`, ...), the ones above included.
     pub attributes: HashMap<String, String>,
@@ -60,8 +63,40 @@ impl RecordMeta {
             message_group_id: attribute("MessageGroupId").cloned(),
             sent_timestamp_ms: attribute("SentTimestamp").and_then(|ts| ts.parse().ok()),
             event_source_arn: message.event_source_arn,
+            receipt_handle: message.receipt_handle,
             attributes: message.attributes,
             message_attributes: message.message_attributes,
+        })
+    }
+}
+
+/// The parts of a queue's ARN, `arn:<partition>:sqs:<region>:<account>:<name>`, as the event
+/// source ARN of a record names its queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct QueueArn<'a> {
+    pub(crate) partition: &'a str,
+    pub(crate) region: &'a str,
+    pub(crate) account: &'a str,
+    pub(crate) name: &'a str,
+}
+
+impl<'a> QueueArn<'a> {
+    /// The parts of `arn`; `None` when it is not the ARN of a queue (another service, an account
+    /// that is not 12 digits, a name SQS would not allow).
+    pub(crate) fn parse(arn: &'a str) -> Option<Self> {
+        let mut parts = arn.splitn(6, ':');
+        let (Some("arn"), Some(partition), Some("sqs"), Some(region), Some(account), Some(name)) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        let valid = |part: &str, extra: &str| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || extra.contains(c));
+        let account_valid = account.len() == 12 && account.chars().all(|c| c.is_ascii_digit());
+        (valid(partition, "-") && valid(region, "-") && account_valid && valid(name, "-_.")).then_some(Self {
+            partition,
+            region,
+            account,
+            name,
         })
     }
 }
@@ -167,6 +202,24 @@ mod tests {
         assert_eq!(lambda_deadline(1_764_061_230_000), UNIX_EPOCH + Duration::from_millis(1_764_061_230_000));
         let left = lambda_deadline(600_000).duration_since(SystemTime::now()).unwrap();
         assert!(left > Duration::from_secs(590) && left <= Duration::from_secs(600), "{left:?}");
+    }
+
+    #[test]
+    fn a_queue_arn_has_its_parts_and_nothing_else_is_one() {
+        let arn = QueueArn::parse("arn:aws-cn:sqs:cn-north-1:123456789012:orders.fifo").unwrap();
+        assert_eq!((arn.partition, arn.region, arn.account, arn.name), ("aws-cn", "cn-north-1", "123456789012", "orders.fifo"));
+        for not_a_queue in [
+            "",
+            "orders",
+            "arn:aws:sns:eu-west-1:123456789012:orders",
+            "arn:aws:sqs:eu-west-1:123456789012:",
+            "arn:aws:sqs:eu-west-1:12345:q",
+            "arn:aws:sqs::123456789012:q",
+            "arn:aws:sqs:us-east-1:123456789012:q/../x",
+            "arn:aws:sqs:x:y:z:extra",
+        ] {
+            assert_eq!(QueueArn::parse(not_a_queue), None, "{not_a_queue:?}");
+        }
     }
 
     #[test]

@@ -358,3 +358,201 @@ async fn handler_sees_record_metadata() {
         .unwrap();
     assert_eq!(*seen.lock().unwrap(), Some((3, Some("CUST-42".to_owned()), "test-function".to_owned())));
 }
+
+// Retry control, against a queue port that records what it is asked and refuses what it is told.
+
+mod retry_control {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use async_trait::async_trait;
+    use proptest::prelude::*;
+    use sqs_kit::retry::{Backoff, DeadLetterMessage, DeadLetterTarget, EntryFailure, Jitter, QueueActions, QueueError, VisibilityChange};
+
+    use super::*;
+
+    const DLQ: &str = "https://sqs.eu-west-1.amazonaws.com/123456789012/orders-dlq";
+
+    /// The calls made, and the message ids whose calls the queue refuses.
+    #[derive(Debug, Default)]
+    struct FakeQueue {
+        refuse: BTreeSet<String>,
+        /// The whole call fails (an outage), not single entries.
+        down: bool,
+        visibility: Mutex<Vec<(String, VisibilityChange)>>,
+        sent: Mutex<Vec<(String, DeadLetterMessage)>>,
+        redrive_lookups: Mutex<usize>,
+    }
+
+    fn outage(operation: &'static str, queue_url: &str) -> QueueError {
+        QueueError { operation, queue_url: queue_url.to_owned(), source: "connection refused".into() }
+    }
+
+    #[async_trait]
+    impl QueueActions for FakeQueue {
+        async fn change_visibility(&self, queue_url: &str, changes: &[VisibilityChange]) -> Result<Vec<EntryFailure>, QueueError> {
+            assert!(changes.len() <= sqs_kit::retry::VISIBILITY_BATCH_LIMIT);
+            if self.down {
+                return Err(outage("ChangeMessageVisibilityBatch", queue_url));
+            }
+            let mut refused = Vec::new();
+            for change in changes {
+                if self.refuse.contains(&change.message_id) {
+                    refused.push(EntryFailure::new(&change.message_id, "ReceiptHandleIsInvalid"));
+                } else {
+                    self.visibility.lock().unwrap().push((queue_url.to_owned(), change.clone()));
+                }
+            }
+            Ok(refused)
+        }
+
+        async fn send(&self, queue_url: &str, message: &DeadLetterMessage) -> Result<(), QueueError> {
+            let id = message.message_attributes[sqs_kit::retry::attributes::SOURCE_MESSAGE_ID].string_value.clone().unwrap();
+            if self.down || self.refuse.contains(&id) {
+                return Err(outage("SendMessage", queue_url));
+            }
+            self.sent.lock().unwrap().push((queue_url.to_owned(), message.clone()));
+            Ok(())
+        }
+
+        async fn dead_letter_queue_arn(&self, _queue_url: &str) -> Result<Option<String>, QueueError> {
+            *self.redrive_lookups.lock().unwrap() += 1;
+            Ok(Some("arn:aws:sqs:eu-west-1:123456789012:orders-dlq".into()))
+        }
+    }
+
+    fn with_receives(mut record: serde_json::Value, receives: u32) -> serde_json::Value {
+        record["attributes"]["ApproximateReceiveCount"] = json!(receives.to_string());
+        record
+    }
+
+    fn backoff() -> Backoff {
+        Backoff::exponential(Duration::from_secs(2), Duration::from_secs(20)).unwrap().with_jitter(Jitter::None)
+    }
+
+    /// What a record does: succeed, fail transiently or permanently, after `receives` deliveries.
+    #[derive(Clone, Debug)]
+    struct Case {
+        action: &'static str,
+        receives: u32,
+        refused: bool,
+    }
+
+    fn case() -> impl Strategy<Value = Case> {
+        (prop::sample::select(vec!["ok", "fail", "poison"]), 1u32..8, prop::bool::weighted(0.3))
+            .prop_map(|(action, receives, refused)| Case { action, receives, refused })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// No record is lost whatever the queue refuses: a record leaves the failure list only
+        /// by succeeding or by being accepted by the dead-letter queue (once, with its body as
+        /// it came); every transient failure, and nothing else, gets its backoff, unless the
+        /// queue refused it; and without the queue port's acceptance the outcome is as if retry
+        /// control were off. On a standard queue and on a FIFO queue of one group.
+        #[test]
+        fn nothing_is_lost_and_each_control_acts_on_its_own_failures(cases in prop::collection::vec(case(), 1..12), fifo in any::<bool>(), down in any::<bool>()) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let refuse: BTreeSet<String> = cases.iter().enumerate().filter(|(_, c)| c.refused).map(|(i, _)| format!("m{i}")).collect();
+            let queue = Arc::new(FakeQueue { refuse: refuse.clone(), down, ..FakeQueue::default() });
+            let records: Vec<serde_json::Value> = cases
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let id = format!("m{i}");
+                    let body = job(c.action);
+                    with_receives(if fifo { fifo_record(&id, "g", &body) } else { record(&id, &body) }, c.receives)
+                })
+                .collect();
+            let config = BatchConfig::default().with_backoff(backoff()).with_dead_letter(DeadLetterTarget::Queue(DLQ.into()));
+            let calls = Calls::default();
+            let with_control = processor(&calls, config).with_queue(queue.clone());
+            let report = runtime.block_on(with_control.process(event(records.clone()), invocation(Duration::from_secs(30)))).unwrap();
+            let without = runtime.block_on(processor(&Calls::default(), BatchConfig::default()).process(event(records), invocation(Duration::from_secs(30)))).unwrap();
+
+            let sent: BTreeMap<String, DeadLetterMessage> = queue.sent.lock().unwrap().iter().map(|(url, message)| {
+                assert_eq!(url, DLQ);
+                (message.message_attributes[sqs_kit::retry::attributes::SOURCE_MESSAGE_ID].string_value.clone().unwrap(), message.clone())
+            }).collect();
+            prop_assert_eq!(sent.len(), queue.sent.lock().unwrap().len(), "each copy sent once");
+            let backed_off: BTreeMap<String, Duration> =
+                queue.visibility.lock().unwrap().iter().map(|(_, change)| (change.message_id.clone(), change.timeout)).collect();
+            for ((with, without), case) in report.records.iter().zip(&without.records).zip(&cases) {
+                let id = &with.message_id;
+                let accepted = !down && !case.refused;
+                match (&without.outcome, &with.outcome) {
+                    (Outcome::Failed(error), Outcome::DeadLettered { queue_url, .. }) => {
+                        prop_assert!(error.is_permanent() && accepted && queue_url == DLQ, "{id}: {:?}", with.outcome);
+                        prop_assert_eq!(&sent[id].body, &job(case.action));
+                        prop_assert_eq!(sent[id].message_group_id.is_some(), false, "the DLQ URL is not FIFO");
+                    }
+                    (expected, actual) => {
+                        prop_assert_eq!(expected.is_failure(), actual.is_failure(), "{}: {:?} vs {:?}", id, expected, actual);
+                        prop_assert!(!sent.contains_key(id), "{id} was sent but not reported dead-lettered");
+                        if let Outcome::Failed(error) = actual {
+                            prop_assert!(!error.is_permanent() || !accepted, "{id}: accepted by the DLQ but reported failed");
+                        }
+                    }
+                }
+                let transient = matches!(&with.outcome, Outcome::Failed(error) if !error.is_permanent());
+                match backed_off.get(id) {
+                    Some(timeout) => {
+                        prop_assert!(transient && accepted, "{id} backed off: {:?}", with.outcome);
+                        prop_assert_eq!(*timeout, backoff().delay(case.receives));
+                    }
+                    None => prop_assert!(!transient || !accepted, "{id} failed transiently without a backoff"),
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn records_held_back_keep_the_queues_timeout() {
+        let queue = Arc::new(FakeQueue::default());
+        let config = BatchConfig::default().with_backoff(backoff());
+        let calls = Calls::default();
+        let records = vec![fifo_record("a1", "a", &job("fail")), fifo_record("a2", "a", &job("ok")), fifo_record("b1", "b", &job("ok"))];
+        let report =
+            processor(&calls, config).with_queue(queue.clone()).process(event(records), invocation(Duration::from_secs(30))).await.unwrap();
+        assert!(matches!(report.records[1].outcome, Outcome::NotAttempted(Skip::GroupHeldBack { .. })), "{report:?}");
+        let changed: Vec<String> = queue.visibility.lock().unwrap().iter().map(|(_, c)| c.message_id.clone()).collect();
+        assert_eq!(changed, ["a1"], "only the failed record is backed off, not the one it holds back");
+        assert_eq!(queue.visibility.lock().unwrap()[0].0, "https://sqs.eu-west-1.amazonaws.com/123456789012/orders-inventory.fifo");
+    }
+
+    #[tokio::test]
+    async fn the_redrive_policy_is_read_once_per_source_queue() {
+        let queue = Arc::new(FakeQueue::default());
+        let processor = processor(&Calls::default(), BatchConfig::default().with_dead_letter(DeadLetterTarget::RedrivePolicy))
+            .with_queue(queue.clone());
+        for batch in 0..3 {
+            let records = vec![record(&format!("p{batch}"), &job("poison")), record(&format!("o{batch}"), &job("ok"))];
+            let response = processor.handle_event(event(records), invocation(Duration::from_secs(30))).await.unwrap();
+            assert!(response.batch_item_failures.is_empty(), "the poison was dead-lettered: {response:?}");
+        }
+        assert_eq!(*queue.redrive_lookups.lock().unwrap(), 1);
+        assert_eq!(queue.sent.lock().unwrap().len(), 3);
+        assert!(queue.sent.lock().unwrap().iter().all(|(url, _)| url == DLQ));
+    }
+
+    #[tokio::test]
+    async fn a_batch_whose_only_record_was_dead_lettered_did_not_all_fail() {
+        let queue = Arc::new(FakeQueue::default());
+        let config = BatchConfig::default().with_dead_letter(DeadLetterTarget::Queue(DLQ.into()));
+        let processor = processor(&Calls::default(), config).with_queue(queue);
+        let report = processor.process(event(vec![record("p", &job("poison"))]), invocation(Duration::from_secs(30))).await.unwrap();
+        assert_eq!(report.totals().dead_lettered, 1);
+        assert_eq!(report.totals().failed_permanent, 0);
+        assert!(processor.respond(&report).is_ok(), "not an all-failed batch: its record is deleted");
+        assert!(report.records[0].outcome.to_string().starts_with(&format!("dead-lettered to {DLQ}: the order has no items")));
+    }
+
+    #[tokio::test]
+    async fn configured_without_a_queue_the_failures_are_reported_as_without_retry_control() {
+        let config = BatchConfig::default().with_backoff(backoff()).with_dead_letter(DeadLetterTarget::RedrivePolicy);
+        let processor = processor(&Calls::default(), config);
+        let records = vec![record("p", &job("poison")), record("f", &job("fail")), record("o", &job("ok"))];
+        let response = processor.handle_event(event(records), invocation(Duration::from_secs(30))).await.unwrap();
+        assert_eq!(failure_ids(&response), ["p", "f"]);
+    }
+}

@@ -143,3 +143,86 @@ fn without_a_table_or_a_redis_url_the_function_stops_before_any_invocation_sayin
         "{logs}"
     );
 }
+
+/// A Lambda event of `messages`, as the event source mapping of the queue `arn` delivers them.
+fn event_of(messages: &[aws_sdk_sqs::types::Message], arn: &str) -> String {
+    let records: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|message| {
+            let attributes: serde_json::Map<String, serde_json::Value> = message
+                .attributes()
+                .unwrap()
+                .iter()
+                .map(|(name, value)| (name.as_str().to_owned(), serde_json::Value::from(value.as_str())))
+                .collect();
+            serde_json::json!({
+                "messageId": message.message_id(), "receiptHandle": message.receipt_handle(), "body": message.body(),
+                "attributes": attributes, "messageAttributes": {}, "eventSource": "aws:sqs", "eventSourceARN": arn,
+                "awsRegion": "us-east-1",
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records }).to_string()
+}
+
+#[tokio::test]
+async fn in_lambda_mode_a_transient_failure_is_backed_off_and_poison_is_dead_lettered() {
+    let Some(config) = common::local_aws().await else { return };
+    let table = common::unique_name("idempotency");
+    common::create_table(&config, &table, "id", None).await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let dlq = sqs.create_queue().queue_name(common::unique_name("dlq")).send().await.unwrap().queue_url.unwrap();
+    let redrive = serde_json::json!({"deadLetterTargetArn": e2e::queue_arn(&sqs, &dlq).await, "maxReceiveCount": "5"});
+    let queue = sqs
+        .create_queue()
+        .queue_name(common::unique_name("orders"))
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, "30")
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy, redrive.to_string())
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let order = |n: u32| e2e::generated_order(n as usize, &format!("evt-{n}"), &format!("ORD-{n}"), "CUST-1").to_string();
+    for body in [order(1), "not json at all".to_owned(), order(2)] {
+        sqs.send_message().queue_url(&queue).message_body(body).send().await.unwrap();
+    }
+    // The event source mapping's receive: the records carry this delivery's receipt handles.
+    let received = sqs
+        .receive_message()
+        .queue_url(&queue)
+        .max_number_of_messages(10)
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+        .send()
+        .await
+        .unwrap();
+    let messages = received.messages().to_vec();
+    assert_eq!(messages.len(), 3);
+    let api = RuntimeApi::function("validate-orders").serve(vec![event_of(&messages, &e2e::queue_arn(&sqs, &queue).await)]);
+    let mut function = api
+        .command(common::example_binary())
+        .env("IDEMPOTENCY_TABLE", &table)
+        .env("SQS_KIT_FAULT", "fail:ORD-2")
+        .env("SQS_KIT_BACKOFF", "base=2,cap=2,jitter=none")
+        .env("SQS_KIT_DEAD_LETTER", "redrive-policy")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let reply = api.reply(Duration::from_secs(30)).expect("a reply");
+    let sent_back = std::time::Instant::now();
+    function.kill().unwrap();
+    function.wait().unwrap();
+
+    let transient = messages.iter().find(|m| m.body().unwrap().contains("ORD-2")).unwrap().message_id().unwrap();
+    let response: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(response, serde_json::json!({"batchItemFailures": [{"itemIdentifier": transient}]}), "the poison is not among the failures");
+    let in_dlq = sqs.receive_message().queue_url(&dlq).wait_time_seconds(1).send().await.unwrap();
+    assert_eq!(in_dlq.messages().iter().map(|m| m.body().unwrap()).collect::<Vec<_>>(), ["not json at all"]);
+    // Back after its 2 s backoff, not the queue's 30 s (Lambda would have deleted the others).
+    let again = sqs.receive_message().queue_url(&queue).max_number_of_messages(10).wait_time_seconds(10).send().await.unwrap();
+    let waited = sent_back.elapsed();
+    let ids: Vec<&str> = again.messages().iter().map(|m| m.message_id().unwrap()).collect();
+    assert!(ids.contains(&transient), "{ids:?}");
+    assert!(waited < Duration::from_secs(5), "came back after {waited:?}");
+}

@@ -380,3 +380,217 @@ fn an_unreachable_endpoint_is_a_runtime_error() {
     assert_eq!(run.stderr.lines().filter(|l| l.starts_with("error:")).count(), 1, "{}", run.stderr);
     assert!(run.stderr.contains("cannot read the attributes of queue"), "{}", run.stderr);
 }
+
+/// When each of a poll's batch responses (one line on stdout per batch) came, from the start.
+fn response_times(queue_url: &str, state: &std::path::Path, envs: &[(&str, &str)]) -> (Vec<(Duration, serde_json::Value)>, e2e::Run) {
+    use std::io::BufRead;
+    let started = std::time::Instant::now();
+    let mut child = Command::new(common::example_binary())
+        .args(["poll", "--queue-url", queue_url, "--idle-exit", "5", "--state"])
+        .arg(state)
+        .envs(envs.iter().copied())
+        .current_dir(e2e::workspace_root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let lines: Vec<(Duration, serde_json::Value)> =
+        std::io::BufReader::new(stdout).lines().map(|line| (started.elapsed(), serde_json::from_str(&line.unwrap()).unwrap())).collect();
+    let run: e2e::Run = child.wait_with_output().unwrap().into();
+    (lines, run)
+}
+
+#[tokio::test]
+async fn backoff_brings_a_failing_record_back_after_growing_delays_up_to_the_cap() {
+    let Some(config) = e2e::local_aws().await else { return };
+    // The queue's own timeout (30 s) would bring the record back far later than the backoff.
+    let queues = queues(&config, 30, 4).await;
+    queues.send(&[order(77)]).await;
+    let state = tempfile::tempdir().unwrap();
+    let envs = [("SQS_KIT_FAULT", "fail:ORD-77"), ("SQS_KIT_BACKOFF", "base=1,cap=3,jitter=none")];
+    let (responses, run) = response_times(&queues.main, state.path(), &envs);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    // Four receives fail it (the fifth receive would be beyond maxReceiveCount 4: the DLQ).
+    assert_eq!(responses.len(), 4, "{responses:?}\n{}", run.stderr);
+    for (_, response) in &responses {
+        assert_eq!(response["batchItemFailures"].as_array().unwrap().len(), 1, "{response}");
+    }
+    let gaps: Vec<f64> = responses.windows(2).map(|pair| (pair[1].0 - pair[0].0).as_secs_f64()).collect();
+    // 1 s, 2 s, then the cap: 3 s instead of 4. moto's long poll and the processing add a little.
+    for (gap, expected) in gaps.iter().zip([1.0, 2.0, 3.0]) {
+        assert!(*gap >= expected - 0.3 && *gap < expected + 1.5, "delay {gap:.2} s where the backoff is {expected} s: {gaps:?}");
+    }
+    assert!(gaps[1] > gaps[0] && gaps[2] > gaps[1], "the delays grow: {gaps:?}");
+    assert!(!run.stderr.contains("could not set the backoff"), "{}", run.stderr);
+    // Dead-lettered by the redrive policy after its fourth receive, as without backoff.
+    let client = &queues.client;
+    let moved = client.receive_message().queue_url(&queues.dlq).wait_time_seconds(5).send().await.unwrap();
+    assert_eq!(moved.messages().len(), 1, "the record reached the DLQ through the redrive policy");
+}
+
+/// A FIFO queue whose messages go to a FIFO DLQ after `max_receives` receives.
+async fn fifo_queues(config: &aws_config::SdkConfig, visibility: u32, max_receives: u32) -> Queues {
+    let client = aws_sdk_sqs::Client::new(config);
+    let fifo = |name: String| {
+        client
+            .create_queue()
+            .queue_name(format!("{name}.fifo"))
+            .attributes(QueueAttributeName::FifoQueue, "true")
+            .attributes(QueueAttributeName::VisibilityTimeout, visibility.to_string())
+    };
+    let dlq = fifo(e2e::unique_name("dlq")).send().await.unwrap().queue_url.unwrap();
+    let redrive = json!({"deadLetterTargetArn": e2e::queue_arn(&client, &dlq).await, "maxReceiveCount": max_receives.to_string()});
+    let main = fifo(e2e::unique_name("main"))
+        .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    Queues { client, main, dlq }
+}
+
+/// Every message of `url` with all its attributes, received once (hidden for a minute).
+async fn receive_all(client: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+    let output = client
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(1)
+        .visibility_timeout(60)
+        .message_attribute_names("All")
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+        .send()
+        .await
+        .unwrap();
+    output.messages.unwrap_or_default()
+}
+
+fn string_attribute(value: &str) -> aws_sdk_sqs::types::MessageAttributeValue {
+    aws_sdk_sqs::types::MessageAttributeValue::builder().data_type("String").string_value(value).build().unwrap()
+}
+
+/// Poison with an attribute of its own and a trace header, among valid orders.
+async fn send_poison_among_orders(queues: &Queues, group: Option<&str>) -> String {
+    let trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    let trace_attribute =
+        aws_sdk_sqs::types::MessageSystemAttributeValue::builder().data_type("String").string_value(trace).build().unwrap();
+    let mut poison_id = String::new();
+    for (n, body) in [order(1), "not json at all".to_owned(), order(2)].into_iter().enumerate() {
+        let request = queues
+            .client
+            .send_message()
+            .queue_url(&queues.main)
+            .message_body(&body)
+            .message_attributes("tenant", string_attribute("t-7"))
+            .message_system_attributes(aws_sdk_sqs::types::MessageSystemAttributeNameForSends::AwsTraceHeader, trace_attribute.clone())
+            .set_message_group_id(group.map(str::to_owned))
+            .set_message_deduplication_id(group.map(|_| format!("dedup-{n}")));
+        let id = request.send().await.unwrap().message_id.unwrap();
+        if n == 1 {
+            poison_id = id;
+        }
+    }
+    poison_id
+}
+
+async fn assert_dead_lettered_copy(queues: &Queues, poison_id: &str, group: Option<&str>) {
+    let copies = receive_all(&queues.client, &queues.dlq).await;
+    assert_eq!(copies.len(), 1, "only the poison is in the DLQ: {copies:?}");
+    let copy = &copies[0];
+    assert_eq!(copy.body(), Some("not json at all"), "the body byte for byte");
+    let attributes = copy.message_attributes().unwrap();
+    let value = |name: &str| attributes.get(name).and_then(|v| v.string_value()).unwrap_or_default().to_owned();
+    assert_eq!(value("tenant"), "t-7", "its own attributes kept");
+    assert!(value(sqs_kit::retry::attributes::FAILURE_REASON).contains("not valid JSON"), "{attributes:?}");
+    assert_eq!(value(sqs_kit::retry::attributes::FAILED_FUNCTION), "validate_orders");
+    assert_eq!(value(sqs_kit::retry::attributes::RECEIVE_COUNT), "1", "dead-lettered after one receive");
+    assert_eq!(value(sqs_kit::retry::attributes::SOURCE_QUEUE), e2e::queue_arn(&queues.client, &queues.main).await);
+    assert_eq!(value(sqs_kit::retry::attributes::SOURCE_MESSAGE_ID), poison_id);
+    let system = copy.attributes().unwrap();
+    use aws_sdk_sqs::types::MessageSystemAttributeName as Name;
+    assert!(system.get(&Name::AwsTraceHeader).is_some_and(|t| t.contains("Root=1-5759e988")), "{system:?}");
+    assert_eq!(system.get(&Name::MessageGroupId).map(String::as_str), group, "{system:?}");
+    if group.is_some() {
+        assert_eq!(system.get(&Name::MessageDeduplicationId).map(String::as_str), Some(poison_id), "{system:?}");
+    }
+}
+
+#[tokio::test]
+async fn poison_goes_to_the_dlq_after_one_receive_and_the_rest_of_its_batch_is_deleted() {
+    let Some(config) = e2e::local_aws().await else { return };
+    let queues = queues(&config, 30, 5).await;
+    let poison_id = send_poison_among_orders(&queues, None).await;
+    let state = tempfile::tempdir().unwrap();
+    let run = e2e::run(
+        &common::example_binary(),
+        ["poll", "--queue-url", &queues.main, "--idle-exit", "3", "--state", state.path().to_str().unwrap()],
+        &[("SQS_KIT_DEAD_LETTER", "redrive-policy")],
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.stderr.matches("order is valid").count(), 2, "{}", run.stderr);
+    assert_eq!(run.stderr.matches("sent to the dead-letter queue").count(), 1, "{}", run.stderr);
+    for line in run.stdout.lines() {
+        assert_eq!(serde_json::from_str::<serde_json::Value>(line).unwrap(), json!({"batchItemFailures": []}), "{}", run.stdout);
+    }
+    assert_eq!(e2e::queue_counts(&queues.client, &queues.main).await, (0, 0), "the source is empty: nothing comes back");
+    assert_dead_lettered_copy(&queues, &poison_id, None).await;
+}
+
+#[tokio::test]
+async fn fifo_poison_goes_to_the_fifo_dlq_with_its_group_and_its_group_goes_on() {
+    let Some(config) = e2e::local_aws().await else { return };
+    let queues = fifo_queues(&config, 2, 5).await;
+    let poison_id = send_poison_among_orders(&queues, Some("customer-42")).await;
+    let state = tempfile::tempdir().unwrap();
+    let dlq = queues.dlq.clone();
+    let run = e2e::run(
+        &common::example_binary(),
+        ["poll", "--queue-url", &queues.main, "--idle-exit", "4", "--state", state.path().to_str().unwrap()],
+        &[("SQS_KIT_DEAD_LETTER", &dlq)],
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    // The order behind the poison was held back once, then handled in its group's order.
+    assert_eq!(handled(&run.stderr), ["ORD-1", "ORD-2"], "{}", run.stderr);
+    assert_eq!(e2e::queue_counts(&queues.client, &queues.main).await, (0, 0));
+    assert_dead_lettered_copy(&queues, &poison_id, Some("customer-42")).await;
+}
+
+#[tokio::test]
+async fn with_the_dlq_unreachable_poison_is_reported_failed_and_stays_in_its_queue() {
+    let Some(config) = e2e::local_aws().await else { return };
+    let queues = queues(&config, 30, 5).await;
+    queues.send(&["not json at all".to_owned()]).await;
+    let state = tempfile::tempdir().unwrap();
+    let missing = format!("{}-gone", queues.dlq);
+    let run = e2e::run(
+        &common::example_binary(),
+        ["poll", "--queue-url", &queues.main, "--max-batches", "1", "--state", state.path().to_str().unwrap()],
+        &[("SQS_KIT_DEAD_LETTER", &missing)],
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.contains("could not be sent to the dead-letter queue"), "{}", run.stderr);
+    assert_eq!(run.stdout.lines().count(), 1, "{}", run.stdout);
+    let response: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(response["batchItemFailures"].as_array().unwrap().len(), 1, "reported failed: {response}");
+    assert_eq!(e2e::queue_counts(&queues.client, &queues.main).await, (0, 1), "still in its queue, in flight");
+    assert_eq!(queues.count(&queues.dlq).await, 0);
+}
+
+#[test]
+fn bad_retry_settings_are_refused_before_anything_runs() {
+    for (variable, value, expected) in [
+        ("SQS_KIT_BACKOFF", "base=5", "cap is missing"),
+        ("SQS_KIT_BACKOFF", "on", "not name=value"),
+        ("SQS_KIT_DEAD_LETTER", "yes", "redrive-policy, or the URL of a queue"),
+    ] {
+        let run = e2e::run(
+            &common::example_binary(),
+            ["poll", "--queue-url", "http://127.0.0.1:9/123456789012/q", "--max-batches", "1"],
+            &[(variable, value), ("AWS_MAX_ATTEMPTS", "1")],
+        );
+        assert_eq!(run.code, Some(2), "{variable}={value}: {run:?}");
+        assert!(run.stderr.contains(variable) && run.stderr.contains(expected), "{variable}={value}: {}", run.stderr);
+    }
+}

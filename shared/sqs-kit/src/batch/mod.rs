@@ -9,6 +9,7 @@
 //! because its handler (or an earlier delivery) completed it, or it is in the failure list.
 
 mod report;
+mod retry;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub use report::{BatchReport, Outcome, RecordReport, Skip, Totals};
 use crate::error::RecordError;
 use crate::handler::{Handled, Record, RecordContext, RecordService};
 use crate::record::{decode_body, InvocationContext, RecordMeta};
+use crate::retry::{Backoff, DeadLetterTarget, QueueActions};
 
 /// Records still running this close to the deadline are abandoned, so that the response (and
 /// with it the successes) still reaches Lambda before the invocation times out.
@@ -120,6 +122,20 @@ pub struct BatchConfig {
     /// What the invocation returns when every record failed. Default
     /// [`AllFailedPolicy::ReturnError`].
     pub all_failed: AllFailedPolicy,
+    /// How long a transiently failed record stays away before SQS delivers it again: `None`
+    /// (the default) leaves that to the queue's visibility timeout. Set, the processor changes
+    /// the record's visibility (`ChangeMessageVisibilityBatch`, through the queue given to
+    /// [`BatchProcessor::with_queue`]) before reporting it failed. Records held back behind a
+    /// FIFO failure or skipped for the deadline keep the queue's timeout. The runner lets
+    /// `SQS_KIT_BACKOFF` set it.
+    pub backoff: Option<Backoff>,
+    /// Where permanently failed records go at once: `None` (the default) reports them failed,
+    /// and the queue's redrive policy moves them after `maxReceiveCount` receives. Set, the
+    /// processor sends each to that dead-letter queue (through the queue given to
+    /// [`BatchProcessor::with_queue`]) and reports it successful
+    /// ([`Outcome::DeadLettered`]) once the queue accepted it; a send that fails leaves it
+    /// failed. The runner lets `SQS_KIT_DEAD_LETTER` set it.
+    pub dead_letter: Option<DeadLetterTarget>,
 }
 
 impl BatchConfig {
@@ -142,6 +158,16 @@ impl BatchConfig {
     pub fn with_all_failed(self, all_failed: AllFailedPolicy) -> Self {
         Self { all_failed, ..self }
     }
+
+    /// This configuration backing off transiently failed records as `backoff` says.
+    pub fn with_backoff(self, backoff: Backoff) -> Self {
+        Self { backoff: Some(backoff), ..self }
+    }
+
+    /// This configuration sending permanently failed records to `target`.
+    pub fn with_dead_letter(self, target: DeadLetterTarget) -> Self {
+        Self { dead_letter: Some(target), ..self }
+    }
 }
 
 impl Default for BatchConfig {
@@ -151,6 +177,8 @@ impl Default for BatchConfig {
             deadline_margin: Duration::from_secs(2),
             fifo_failure_mode: FifoFailureMode::default(),
             all_failed: AllFailedPolicy::default(),
+            backoff: None,
+            dead_letter: None,
         }
     }
 }
@@ -217,11 +245,12 @@ pub struct BatchProcessor<S> {
     service: Arc<S>,
     config: BatchConfig,
     observer: Option<ReportObserver>,
+    queue: Option<Arc<retry::Queue>>,
 }
 
 impl<S> Clone for BatchProcessor<S> {
     fn clone(&self) -> Self {
-        Self { service: Arc::clone(&self.service), config: self.config.clone(), observer: self.observer.clone() }
+        Self { service: Arc::clone(&self.service), config: self.config.clone(), observer: self.observer.clone(), queue: self.queue.clone() }
     }
 }
 
@@ -254,7 +283,14 @@ impl<S: RecordService> tower::Service<LambdaEvent<SqsEvent>> for BatchProcessor<
 impl<S: RecordService> BatchProcessor<S> {
     /// A processor of `service` with `config`.
     pub fn new(service: S, config: BatchConfig) -> Self {
-        Self { service: Arc::new(service), config, observer: None }
+        Self { service: Arc::new(service), config, observer: None, queue: None }
+    }
+
+    /// This processor, making the calls [`BatchConfig::backoff`] and
+    /// [`BatchConfig::dead_letter`] need through `queue` (`retry::SqsQueue` on an SQS client,
+    /// with the `sqs` feature). Without one, those settings are ignored with a warning per batch.
+    pub fn with_queue(self, queue: Arc<dyn QueueActions>) -> Self {
+        Self { queue: Some(Arc::new(retry::Queue::new(queue))), ..self }
     }
 
     /// This processor, calling `observer` with each batch's report (every record's outcome)
@@ -356,7 +392,7 @@ impl<S: RecordService> BatchProcessor<S> {
     async fn process_shared(&self, event: SqsEvent, invocation: Arc<InvocationContext>) -> Result<BatchReport, BatchError> {
         let started = Instant::now();
         let kind = QueueKind::detect(&event);
-        let records = prepare(event.records)?;
+        let (records, mut bodies) = prepare(event.records, self.config.dead_letter.is_some())?;
         let metas: Vec<Arc<RecordMeta>> = records.iter().map(|record| Arc::clone(&record.meta)).collect();
         let max_message_age = max_message_age(&metas);
         let lanes = self.lanes(kind, &metas, records);
@@ -370,14 +406,11 @@ impl<S: RecordService> BatchProcessor<S> {
             }
         }
 
-        let records = metas
-            .iter()
-            .zip(outcomes)
-            .map(|(meta, outcome)| RecordReport {
-                message_id: meta.message_id.clone(),
-                outcome: outcome.expect("every record belongs to exactly one lane"),
-            })
-            .collect();
+        let mut outcomes: Vec<Outcome> =
+            outcomes.into_iter().map(|outcome| outcome.expect("every record belongs to exactly one lane")).collect();
+        retry::apply(&self.config, self.queue.as_deref(), &invocation, &metas, &mut bodies, &mut outcomes).await;
+        let records =
+            metas.iter().zip(outcomes).map(|(meta, outcome)| RecordReport { message_id: meta.message_id.clone(), outcome }).collect();
         Ok(BatchReport { records, elapsed: started.elapsed(), max_message_age })
     }
 
@@ -421,13 +454,14 @@ impl<S: RecordService> BatchProcessor<S> {
             }
             let _permit = permits.acquire().await.expect("the semaphore is never closed");
             let remaining = invocation.remaining();
-            let span = record_span(&record.meta, invocation);
+            let span = crate::trace::record_span(&record.meta, invocation);
             let outcome = if remaining < self.config.deadline_margin {
                 Outcome::NotAttempted(Skip::Deadline { remaining })
             } else {
                 self.run_record(&record.meta, record.body, invocation, span.clone()).await
             };
             span.in_scope(|| log_outcome(&outcome));
+            crate::trace::record_outcome(&span, outcome.label());
             if let Outcome::Failed(_) = outcome {
                 held_back = Some(match (&record.meta.message_group_id, self.config.fifo_failure_mode) {
                     (_, FifoFailureMode::StopBatch) => Skip::BatchStopped { failed_message_id: record.meta.message_id.clone() },
@@ -496,35 +530,30 @@ struct Prepared {
 /// Records that run one after the other, each with its position in the event.
 type Lane = Vec<(usize, Prepared)>;
 
-fn prepare(messages: Vec<SqsMessage>) -> Result<Vec<Prepared>, BatchError> {
-    messages
+/// The records, and their bodies as they came when `keep_bodies` (a dead-letter queue gets the
+/// original text, not the parsed JSON); otherwise each body is dropped once parsed.
+fn prepare(messages: Vec<SqsMessage>, keep_bodies: bool) -> Result<(Vec<Prepared>, Vec<Option<String>>), BatchError> {
+    let mut kept = Vec::with_capacity(if keep_bodies { messages.len() } else { 0 });
+    let prepared = messages
         .into_iter()
         .enumerate()
         .map(|(index, mut message)| {
             let body = message.body.take();
             let meta = RecordMeta::from_message(message).ok_or(BatchError::MissingMessageId { index })?;
-            Ok(Prepared { meta: Arc::new(meta), body: decode_body(body.as_deref()) })
+            let prepared = Prepared { meta: Arc::new(meta), body: decode_body(body.as_deref()) };
+            if keep_bodies {
+                kept.push(body);
+            }
+            Ok(prepared)
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok((prepared, kept))
 }
 
 fn max_message_age(metas: &[Arc<RecordMeta>]) -> Option<Duration> {
     let oldest = metas.iter().filter_map(|meta| meta.sent_timestamp_ms).min()?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as u64;
     Some(Duration::from_millis(now.saturating_sub(oldest)))
-}
-
-/// The span every log line about a record carries: what an operator searches the logs by. At
-/// error level, so that no log level the lines pass filters it out.
-fn record_span(meta: &RecordMeta, invocation: &InvocationContext) -> tracing::Span {
-    tracing::error_span!(
-        "record",
-        message_id = %meta.message_id,
-        receive_count = meta.receive_count,
-        request_id = %invocation.request_id,
-        // Filled in by the idempotency layer, hashed: a key can be personal data.
-        idempotency_key = tracing::field::Empty,
-    )
 }
 
 /// Logs a record's outcome; called inside its span, which names the record. A handler's reason
@@ -538,5 +567,7 @@ fn log_outcome(outcome: &Outcome) {
         }
         Outcome::Failed(error) => tracing::warn!(reason = crate::redact::email_addresses(error.reason()), "record failed, will be retried"),
         Outcome::NotAttempted(skip) => tracing::warn!(reason = %skip, "record not attempted"),
+        // Only the retry stage, after every record ran, makes this outcome.
+        Outcome::DeadLettered { .. } => {}
     }
 }

@@ -52,11 +52,13 @@ impl fmt::Display for Skip {
     }
 }
 
-/// What happened to one record. [`Outcome::Processed`] and [`Outcome::Duplicate`] are
-/// successes, which SQS deletes; the others are in the batch's failure list.
+/// What happened to one record. [`Outcome::Processed`], [`Outcome::Duplicate`] and
+/// [`Outcome::DeadLettered`] are successes, which SQS deletes; the others are in the batch's
+/// failure list.
 ///
 /// Displayed for an operator: `processed`, `duplicate (skipped)`, `failed (<kind>): <reason>`
-/// with e-mail addresses redacted, or `not attempted: <why>`.
+/// with e-mail addresses redacted, `dead-lettered to <queue>: <reason>`, or `not attempted:
+/// <why>`.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum Outcome {
@@ -68,6 +70,15 @@ pub enum Outcome {
     Failed(RecordError),
     /// The handler was never called.
     NotAttempted(Skip),
+    /// The record failed permanently and was sent to the dead-letter queue (see
+    /// [`BatchConfig::dead_letter`](crate::BatchConfig::dead_letter)), which accepted it: it is
+    /// reported successful so that SQS deletes the original.
+    DeadLettered {
+        /// Why it failed.
+        error: RecordError,
+        /// The dead-letter queue that holds its copy.
+        queue_url: String,
+    },
 }
 
 impl Outcome {
@@ -75,6 +86,19 @@ impl Outcome {
     /// [`Outcome::NotAttempted`].
     pub fn is_failure(&self) -> bool {
         matches!(self, Outcome::Failed(_) | Outcome::NotAttempted(_))
+    }
+
+    /// The outcome's name in traces and metrics: `processed`, `duplicate`, `failed_transient`,
+    /// `failed_permanent`, `dead_lettered` or `not_attempted`.
+    pub(crate) fn label(&self) -> &'static str {
+        match self {
+            Outcome::Processed(_) => "processed",
+            Outcome::Duplicate(_) => "duplicate",
+            Outcome::Failed(error) if error.is_permanent() => "failed_permanent",
+            Outcome::Failed(_) => "failed_transient",
+            Outcome::NotAttempted(_) => "not_attempted",
+            Outcome::DeadLettered { .. } => "dead_lettered",
+        }
     }
 }
 
@@ -86,6 +110,9 @@ impl fmt::Display for Outcome {
             // A reason may quote the body (serde quotes the value it could not use).
             Outcome::Failed(error) => write!(f, "failed ({}): {}", error.kind(), crate::redact::email_addresses(error.reason())),
             Outcome::NotAttempted(skip) => write!(f, "not attempted: {skip}"),
+            Outcome::DeadLettered { error, queue_url } => {
+                write!(f, "dead-lettered to {queue_url}: {}", crate::redact::email_addresses(error.reason()))
+            }
         }
     }
 }
@@ -114,6 +141,9 @@ pub struct Totals {
     pub failed_permanent: usize,
     /// Records reported failed without being attempted ([`Outcome::NotAttempted`]).
     pub not_attempted: usize,
+    /// Records that failed permanently and were sent to the dead-letter queue
+    /// ([`Outcome::DeadLettered`]); not counted in `failed_permanent`.
+    pub dead_lettered: usize,
 }
 
 impl Totals {
@@ -165,6 +195,7 @@ impl BatchReport {
                 Outcome::Failed(e) if e.is_permanent() => totals.failed_permanent += 1,
                 Outcome::Failed(_) => totals.failed_transient += 1,
                 Outcome::NotAttempted(_) => totals.not_attempted += 1,
+                Outcome::DeadLettered { .. } => totals.dead_lettered += 1,
             }
         }
         totals

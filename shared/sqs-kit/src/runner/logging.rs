@@ -92,7 +92,7 @@ impl<'w> MakeWriter<'w> for Captured {
 /// The JSON lines Lambda mode's subscriber, filtered by `filter`, writes while `run` runs on
 /// this thread.
 #[cfg(test)]
-pub(super) fn lambda_lines(filter: &str, run: impl FnOnce()) -> Vec<serde_json::Value> {
+pub(crate) fn lambda_lines(filter: &str, run: impl FnOnce()) -> Vec<serde_json::Value> {
     let captured = Captured::default();
     tracing::subscriber::with_default(subscriber(Mode::Lambda, EnvFilter::new(filter), captured.clone(), false), run);
     captured.text().lines().map(|line| serde_json::from_str(line).expect("Lambda mode writes JSON lines")).collect()

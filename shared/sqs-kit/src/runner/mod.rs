@@ -24,7 +24,7 @@
 #[cfg(feature = "local")]
 mod cli;
 mod lambda;
-mod logging;
+pub(crate) mod logging;
 #[cfg(feature = "local")]
 mod poll;
 #[cfg(feature = "local")]
@@ -91,7 +91,7 @@ pub struct Runner {
     idempotency: Option<IdempotencyConfig>,
     config: BatchConfig,
     store: Option<Arc<dyn IdempotencyStore>>,
-    #[cfg(any(feature = "dynamodb", feature = "local"))]
+    #[cfg(any(feature = "dynamodb", feature = "sqs"))]
     sdk_config: Option<aws_config::SdkConfig>,
     #[cfg(feature = "local")]
     commands: Option<Commands>,
@@ -166,7 +166,7 @@ impl Runner {
             idempotency: None,
             config: BatchConfig::default(),
             store: None,
-            #[cfg(any(feature = "dynamodb", feature = "local"))]
+            #[cfg(any(feature = "dynamodb", feature = "sqs"))]
             sdk_config: None,
             #[cfg(feature = "local")]
             commands: None,
@@ -195,12 +195,12 @@ impl Runner {
     /// Builds the AWS clients (the DynamoDB store, `poll`'s SQS client) from `config` instead
     /// of loading the configuration from the environment: for a caller that already has one,
     /// with its own credentials provider, retry settings or endpoint.
-    #[cfg(any(feature = "dynamodb", feature = "local"))]
+    #[cfg(any(feature = "dynamodb", feature = "sqs"))]
     pub fn with_sdk_config(self, config: aws_config::SdkConfig) -> Self {
         Self { sdk_config: Some(config), ..self }
     }
 
-    #[cfg(any(feature = "dynamodb", feature = "local"))]
+    #[cfg(any(feature = "dynamodb", feature = "sqs"))]
     async fn sdk_config(&self) -> aws_config::SdkConfig {
         match &self.sdk_config {
             Some(config) => config.clone(),
@@ -243,6 +243,7 @@ impl Runner {
                 }
             };
         }
+        retry_from_env(&mut batch)?;
         let idempotency =
             self.idempotency.clone().map(IdempotencyConfig::with_env).transpose().map_err(|error| BadInput(error.to_string()))?;
         let metrics = Metrics::from_env().map_err(|error| BadInput(error.to_string()))?;
@@ -334,7 +335,7 @@ impl Runner {
                     Err(error) => return report_error(error.into()),
                 };
                 let name = local_function_name(&self.name, args.function.name.as_deref(), "--function-name");
-                let (processor, metrics) = match self.local_processor(&args.store).await {
+                let (processor, metrics) = match self.local_processor(&args.store, None).await {
                     Ok(ready) => ready,
                     Err(failure) => return failure,
                 };
@@ -346,7 +347,7 @@ impl Runner {
                 }
                 let name = local_function_name(&self.name, args.function.name.as_deref(), "--function-name");
                 let sdk_config = self.sdk_config().await;
-                let (processor, metrics) = match self.local_processor(&args.store).await {
+                let (processor, metrics) = match self.local_processor(&args.store, Some(&sdk_config)).await {
                     Ok(ready) => ready,
                     Err(failure) => return failure,
                 };
@@ -364,7 +365,14 @@ impl Runner {
             true => Some(self.lambda_backend().await?),
             false => None,
         };
+        #[cfg(feature = "sqs")]
+        let queue = retry_queue(&settings.batch, &self.sdk_config().await);
         let (processor, metrics) = self.processor(backend.as_ref(), settings)?;
+        #[cfg(feature = "sqs")]
+        let processor = match queue {
+            Some(queue) => processor.with_queue(queue),
+            None => processor,
+        };
         lambda::serve(processor, metrics).await.map_err(|e| anyhow::anyhow!(e))
     }
 
@@ -408,16 +416,69 @@ impl Runner {
         .into())
     }
 
+    /// The processor of a local mode; `sqs` is the AWS configuration of a mode that talks to SQS
+    /// (`poll`), which then gets the retry control configured. `replay` has none: it shows what
+    /// the records do, and leaves queues alone.
     #[cfg(feature = "local")]
-    async fn local_processor(self, store: &StoreArgs) -> Result<(BatchProcessor<Arc<dyn RecordService>>, Metrics), ExitCode> {
-        let settings = self.settings().map_err(|error| report_error(error.into()))?;
+    async fn local_processor(
+        self,
+        store: &StoreArgs,
+        sqs: Option<&aws_config::SdkConfig>,
+    ) -> Result<(BatchProcessor<Arc<dyn RecordService>>, Metrics), ExitCode> {
+        let mut settings = self.settings().map_err(|error| report_error(error.into()))?;
+        let queue = match sqs {
+            Some(config) => retry_queue(&settings.batch, config),
+            None => {
+                if settings.batch.backoff.take().is_some() | settings.batch.dead_letter.take().is_some() {
+                    tracing::info!("replay leaves queues alone: failed records get no backoff and none is sent to a dead-letter queue");
+                }
+                None
+            }
+        };
         let backend = match (self.needs_backend, &self.store) {
             (false, _) => None,
             (true, Some(custom)) => Some(Backend::Custom(Arc::clone(custom))),
             (true, None) => Some(store.open_with(self.sdk_config.as_ref()).await.map_err(report_error)?),
         };
-        self.processor(backend.as_ref(), settings).map_err(report_error)
+        let (processor, metrics) = self.processor(backend.as_ref(), settings).map_err(report_error)?;
+        let processor = match queue {
+            Some(queue) => processor.with_queue(queue),
+            None => processor,
+        };
+        Ok((processor, metrics))
     }
+}
+
+/// Sets the batch's retry control from `SQS_KIT_BACKOFF` and `SQS_KIT_DEAD_LETTER`: `off` turns
+/// off what the function configured, unset keeps it.
+fn retry_from_env(batch: &mut BatchConfig) -> Result<(), BadInput> {
+    use crate::env::{var, BACKOFF, DEAD_LETTER};
+    let bad = |variable: &str, error: &dyn std::fmt::Display| BadInput(format!("{variable}: {error}"));
+    if let Some(value) = var(BACKOFF) {
+        batch.backoff = match value.trim() {
+            "off" => None,
+            spec => Some(spec.parse().map_err(|error| bad(BACKOFF, &error))?),
+        };
+    }
+    if let Some(value) = var(DEAD_LETTER) {
+        batch.dead_letter = match value.trim() {
+            "off" => None,
+            target => Some(target.parse().map_err(|error| bad(DEAD_LETTER, &error))?),
+        };
+    }
+    if cfg!(not(feature = "sqs")) && (batch.backoff.is_some() || batch.dead_letter.is_some()) {
+        return Err(BadInput(format!(
+            "{BACKOFF} and {DEAD_LETTER} act through SQS: build the function with sqs-kit's `sqs` feature, or turn them off"
+        )));
+    }
+    Ok(())
+}
+
+/// The SQS client retry control acts through, when the batch configuration uses it.
+#[cfg(feature = "sqs")]
+fn retry_queue(batch: &BatchConfig, config: &aws_config::SdkConfig) -> Option<Arc<dyn crate::retry::QueueActions>> {
+    let used = batch.backoff.is_some() || batch.dead_letter.is_some();
+    used.then(|| Arc::new(crate::retry::SqsQueue::new(aws_sdk_sqs::Client::new(config))) as Arc<dyn crate::retry::QueueActions>)
 }
 
 /// What the environment made of a function's configuration.
@@ -523,7 +584,7 @@ mod tests {
         let store = Arc::new(MemoryStore::new());
         let runner = Runner::new("f", echo()).idempotent(IdempotencyConfig::keyed_by("/eventId")).with_store(store.clone());
         let args = StoreArgs { store: StoreKind::Embedded, state: state.clone() };
-        let (processor, _) = runner.local_processor(&args).await.unwrap();
+        let (processor, _) = runner.local_processor(&args, None).await.unwrap();
         processor.process(event(), InvocationContext::with_remaining("f", "r", Duration::from_secs(30))).await.unwrap();
         assert!(store.get("f#e-1").await.unwrap().is_some(), "the record went to the caller's store");
         assert!(!state.exists(), "no embedded store was opened");
