@@ -336,6 +336,11 @@ impl Topology {
         Topology { json: up.json(), extra_env: Vec::new() }
     }
 
+    /// The stack name `local up` was given.
+    pub fn stack(&self) -> &str {
+        self.json["stack"].as_str().expect("local up names its stack")
+    }
+
     /// The function's environment as the template declares it, plus [`Topology::extra_env`].
     pub fn environment(&self, function: &str) -> Vec<(String, String)> {
         let declared = self.json["functions"][function]["environment"].as_object().expect("a function of the template");

@@ -27,6 +27,7 @@ FIFO_MAX_BATCH_SIZE = 10
 STANDARD_MAX_BATCH_SIZE = 10000
 MIN_MAX_CONCURRENCY, MAX_MAX_CONCURRENCY = 2, 1000
 VISIBILITY_FACTOR = 6
+MIN_MAX_RECEIVE_COUNT = 5
 
 # Actions that have no resource-level permissions in IAM: "*" is the only
 # resource they can be granted on. Nothing else may use "*".
@@ -335,34 +336,6 @@ def queue_arn_pattern(queue: dict) -> str | None:
     return "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:" + pattern
 
 
-def alarms(template: dict) -> dict[str, dict]:
-    return resources(template, "AWS::CloudWatch::Alarm")
-
-
-def alarm_dimension(alarm: dict, name: str) -> Any:
-    for dim in as_list(props(alarm).get("Dimensions")):
-        if isinstance(dim, dict) and dim.get("Name") == name:
-            return dim.get("Value")
-    return None
-
-
-def alarms_on(template: dict, namespace: str, metric: str) -> list[tuple[str, dict]]:
-    return [
-        (name, alarm)
-        for name, alarm in alarms(template).items()
-        if props(alarm).get("Namespace") == namespace and props(alarm).get("MetricName") == metric
-    ]
-
-
-def _fires_above_zero(template: dict, alarm: dict) -> bool:
-    p = props(alarm)
-    threshold = resolve_number(template, p.get("Threshold"), "max")
-    op = p.get("ComparisonOperator")
-    return (op == "GreaterThanThreshold" and threshold == 0) or (
-        op == "GreaterThanOrEqualToThreshold" and threshold == 1
-    )
-
-
 # ----------------------------------------------------------------- checks
 def check_pairs_exist(template: dict) -> list[str]:
     problems = []
@@ -395,8 +368,11 @@ def check_redrive(template: dict) -> list[str]:
     param = parameter(template, "MaxReceiveCount")
     if param is None:
         problems.append("parameter MaxReceiveCount is missing")
-    elif _number(param.get("Default")) != 5:
-        problems.append("parameter MaxReceiveCount should default to 5")
+    else:
+        if _number(param.get("Default")) != 5:
+            problems.append("parameter MaxReceiveCount should default to 5")
+        if (_number(param.get("MinValue")) or 0) < MIN_MAX_RECEIVE_COUNT:
+            problems.append(f"parameter MaxReceiveCount should have MinValue {MIN_MAX_RECEIVE_COUNT} or more (a throttled receive counts too)")
     for fname, _, _, qname, queue, _ in pairs(template):
         qp = props(queue)
         policy = qp.get("RedrivePolicy")
@@ -512,6 +488,8 @@ def check_event_settings(template: dict) -> list[str]:
                 window_min = resolve_number(template, window, "min") if window is not None else 0
                 if not window_min or window_min < 1:
                     problems.append(f"{where}: a batch size over 10 needs a batching window of at least 1 s")
+        if "EventCount" not in as_list((eprops.get("MetricsConfig") or {}).get("Metrics")):
+            problems.append(f"{where}: MetricsConfig.Metrics should include EventCount (the event source mapping's metrics)")
         scaling = eprops.get("ScalingConfig") or {}
         conc = scaling.get("MaximumConcurrency") if isinstance(scaling, dict) else None
         if conc is None:
@@ -547,41 +525,245 @@ def check_function_build(template: dict) -> list[str]:
     return problems
 
 
+ALARM_NAME_PREFIX = "${AWS::StackName}-"
+STATISTICS = frozenset({"Sum", "Maximum", "Average", "Minimum"})
+EXTENDED_STATISTIC = re.compile(r"^p(100|[0-9]{1,2}(\.[0-9]+)?)$")
+COMPARISONS = frozenset(
+    {"GreaterThanThreshold", "GreaterThanOrEqualToThreshold", "LessThanThreshold", "LessThanOrEqualToThreshold"}
+)
+METRIC_ID = re.compile(r"^[a-z][a-zA-Z0-9_]*$")
+# The embedded metrics every batch writes (shared/sqs-kit/src/metrics.rs): each
+# record is counted once, in exactly one of them.
+SQS_KIT_NAMESPACE = "SqsKit"
+RECORD_COUNTS = (
+    "RecordsProcessed",
+    "RecordsFailedTransient",
+    "RecordsFailedPermanent",
+    "DuplicatesSkipped",
+    "RecordsNotAttempted",
+    "RecordsDeadLettered",
+)
+PERMANENT_COUNTS = ("RecordsFailedPermanent", "RecordsDeadLettered")
+# The Duration alarm warns at this share of the function's timeout.
+DURATION_ALARM_SHARE = 0.8
+# A DLQ's age alarm fires at least this long before SQS deletes the message.
+DLQ_AGE_MARGIN_SECONDS = 24 * 3600
+
+
+# ----------------------------------------------------------------- alarms
+def alarms(template: dict) -> dict[str, dict]:
+    return resources(template, "AWS::CloudWatch::Alarm")
+
+
+def _dimensions(value: Any) -> dict[str, Any]:
+    return {d.get("Name"): d.get("Value") for d in as_list(value) if isinstance(d, dict)}
+
+
+def alarm_dimension(alarm: dict, name: str) -> Any:
+    return _dimensions(props(alarm).get("Dimensions")).get(name)
+
+
+def alarms_on(template: dict, namespace: str, metric: str) -> list[tuple[str, dict]]:
+    """Single-metric alarms on a metric."""
+    return [
+        (name, alarm)
+        for name, alarm in alarms(template).items()
+        if props(alarm).get("Namespace") == namespace and props(alarm).get("MetricName") == metric
+    ]
+
+
+def math_metrics(alarm: dict) -> dict[str, dict]:
+    """A metric math alarm's metrics by id: {id: {namespace, metric, dimensions, stat}}."""
+    found = {}
+    for entry in as_list(props(alarm).get("Metrics")):
+        stat = entry.get("MetricStat") if isinstance(entry, dict) else None
+        if isinstance(stat, dict) and isinstance(stat.get("Metric"), dict):
+            metric = stat["Metric"]
+            found[entry.get("Id")] = {
+                "namespace": metric.get("Namespace"),
+                "metric": metric.get("MetricName"),
+                "dimensions": _dimensions(metric.get("Dimensions")),
+                "stat": stat.get("Stat"),
+            }
+    return found
+
+
+def math_expression(alarm: dict) -> str | None:
+    """The expression a metric math alarm compares with its threshold (the one entry with ReturnData true)."""
+    for entry in as_list(props(alarm).get("Metrics")):
+        if isinstance(entry, dict) and "Expression" in entry and truthy(entry.get("ReturnData")):
+            return entry["Expression"] if isinstance(entry["Expression"], str) else None
+    return None
+
+
+def _compact(expression: str | None) -> str:
+    return re.sub(r"\s+", "", expression or "")
+
+
+def math_alarms_on(template: dict, namespace: str, dimension: str, wanted: Any) -> list[tuple[str, dict, dict[str, str]]]:
+    """Metric math alarms whose metrics are in a namespace with this dimension
+    value, as (name, alarm, {metric name: id})."""
+    found = []
+    for name, alarm in alarms(template).items():
+        metrics = math_metrics(alarm)
+        if metrics and all(m["namespace"] == namespace and m["dimensions"].get(dimension) == wanted for m in metrics.values()):
+            found.append((name, alarm, {m["metric"]: mid for mid, m in metrics.items()}))
+    return found
+
+
+def _fires_above_zero(template: dict, alarm: dict) -> bool:
+    p = props(alarm)
+    threshold = resolve_number(template, p.get("Threshold"), "max")
+    op = p.get("ComparisonOperator")
+    return (op == "GreaterThanThreshold" and threshold == 0) or (
+        op == "GreaterThanOrEqualToThreshold" and threshold == 1
+    )
+
+
+def errors_alarms(template: dict, fname: str, metric: str = "Errors") -> list[str]:
+    """The alarms on a function's Lambda Errors (or another metric) > 0."""
+    return [
+        name for name, a in alarms_on(template, "AWS/Lambda", metric)
+        if is_ref(alarm_dimension(a, "FunctionName"), fname) and _fires_above_zero(template, a)
+    ]
+
+
+def permanent_failure_alarms(template: dict, fname: str) -> list[str]:
+    """The alarms on FILL(RecordsFailedPermanent, 0) + FILL(RecordsDeadLettered, 0) > 0 of a function."""
+    found = []
+    for name, alarm, ids in math_alarms_on(template, SQS_KIT_NAMESPACE, "FunctionName", {"Ref": fname}):
+        if set(ids) != set(PERMANENT_COUNTS) or not _fires_above_zero(template, alarm):
+            continue
+        permanent, dead_lettered = ids["RecordsFailedPermanent"], ids["RecordsDeadLettered"]
+        if _compact(math_expression(alarm)) in {f"FILL({permanent},0)+FILL({dead_lettered},0)", f"FILL({dead_lettered},0)+FILL({permanent},0)"}:
+            found.append(name)
+    return found
+
+
+def transient_rate_alarms(template: dict, fname: str) -> list[str]:
+    """The alarms on 100 x RecordsFailedTransient / (all six counts) of a function."""
+    found = []
+    for name, alarm, ids in math_alarms_on(template, SQS_KIT_NAMESPACE, "FunctionName", {"Ref": fname}):
+        if set(ids) != set(RECORD_COUNTS):
+            continue
+        match = re.fullmatch(r"100\*(\w+)/\((\w+(?:\+\w+)*)\)", _compact(math_expression(alarm)))
+        if match and match[1] == ids["RecordsFailedTransient"] and sorted(match[2].split("+")) == sorted(ids.values()):
+            found.append(name)
+    return found
+
+
+def dlq_new_message_alarms(template: dict, dname: str) -> list[str]:
+    """The alarms on DIFF(FILL(depth, 0)) > 0 of a queue, over at least two periods."""
+    found = []
+    for name, alarm, ids in math_alarms_on(template, "AWS/SQS", "QueueName", {"Fn::GetAtt": [dname, "QueueName"]}):
+        if list(ids) != ["ApproximateNumberOfMessagesVisible"] or not _fires_above_zero(template, alarm):
+            continue
+        depth = ids["ApproximateNumberOfMessagesVisible"]
+        if math_metrics(alarm)[depth]["stat"] == "Maximum" and _compact(math_expression(alarm)) == f"DIFF(FILL({depth},0))":
+            found.append(name)
+    return found
+
+
+def _ok_actions(name: str, alarm: dict, wanted: bool) -> list[str]:
+    p = props(alarm)
+    if wanted and p.get("OKActions") != p.get("AlarmActions"):
+        return [f"{name}: OKActions should notify what AlarmActions does: its return to OK means the condition is over"]
+    if not wanted and p.get("OKActions"):
+        return [f"{name}: no OKActions: it alarms on events and returns to OK by itself a minute later"]
+    return []
+
+
 def check_alarms(template: dict) -> list[str]:
+    """The alarms an on-call engineer needs (docs/deploy.md, runbook), each
+    named after the stack, described, notifying the alarm topic."""
     problems = []
     topics = resources(template, "AWS::SNS::Topic")
+    names: dict[str, str] = {}
     for name, alarm in alarms(template).items():
         p = props(alarm)
+        pattern = sub_string(p.get("AlarmName"))
+        if pattern is None or not pattern.startswith(ALARM_NAME_PREFIX) or sub_references(p.get("AlarmName")) != {"AWS::StackName"}:
+            problems.append(f'{name}: AlarmName should be !Sub "{ALARM_NAME_PREFIX}<what>" (the runbook in docs/deploy.md is by name)')
+        else:
+            suffix = pattern.removeprefix(ALARM_NAME_PREFIX)
+            if suffix in names:
+                problems.append(f"{name}: AlarmName <stack>-{suffix} is also {names[suffix]}'s")
+            names[suffix] = name
+            description = p.get("AlarmDescription")
+            if not isinstance(description, str) or f"runbook {suffix})" not in description or "First:" not in description:
+                problems.append(
+                    f"{name}: AlarmDescription should say what it means, what to do first (\"First: ...\") "
+                    f"and end with its runbook entry (\"docs/deploy.md, runbook {suffix})\")"
+                )
         if p.get("TreatMissingData") != "notBreaching":
             problems.append(f"{name}: TreatMissingData should be notBreaching")
         if not any(ref_target(a) in topics for a in as_list(p.get("AlarmActions"))):
             problems.append(f"{name}: AlarmActions should notify an SNS topic of this template")
 
-    visible = alarms_on(template, "AWS/SQS", "ApproximateNumberOfMessagesVisible")
-    for dname, what in dead_letter_queues(template).items():
-        ok = [
-            a for a_name, a in visible
-            if is_getatt(alarm_dimension(a, "QueueName"), dname, "QueueName") and _fires_above_zero(template, a)
-        ]
-        if not ok:
-            problems.append(f"{dname} ({what}) has no ApproximateNumberOfMessagesVisible > 0 alarm")
+    def one(what: str, found: list[str], ok: bool) -> None:
+        if not found:
+            problems.append(f"{what}")
+        for name in found:
+            problems.extend(_ok_actions(name, alarms(template)[name], ok))
 
-    age = alarms_on(template, "AWS/SQS", "ApproximateAgeOfOldestMessage")
+    for fname, function in resources(template, "AWS::Serverless::Function").items():
+        one(f"{fname} has no Errors > 0 alarm", errors_alarms(template, fname), True)
+        one(f"{fname} has no Throttles > 0 alarm", errors_alarms(template, fname, "Throttles"), True)
+        one(
+            f"{fname} has no FILL(RecordsFailedPermanent, 0) + FILL(RecordsDeadLettered, 0) > 0 alarm (SqsKit, FunctionName !Ref {fname})",
+            permanent_failure_alarms(template, fname),
+            False,
+        )
+        rates = transient_rate_alarms(template, fname)
+        one(f"{fname} has no 100 * RecordsFailedTransient / (all six record counts) alarm (SqsKit, FunctionName !Ref {fname})", rates, True)
+        for name in rates:
+            threshold = props(alarms(template)[name]).get("Threshold")
+            low, high = resolve_number(template, threshold, "min"), resolve_number(template, threshold, "max")
+            if ref_target(threshold) not in template.get("Parameters", {}) or low is None or high is None or low < 1 or high > 100:
+                problems.append(f"{name}: the threshold should be a parameter of 1 to 100 (percent), is {threshold}")
+        durations = [
+            name for name, a in alarms_on(template, "AWS/Lambda", "Duration")
+            if is_ref(alarm_dimension(a, "FunctionName"), fname) and props(a).get("ExtendedStatistic") == "p99"
+        ]
+        one(f"{fname} has no Duration p99 alarm", durations, True)
+        timeout = resolve_number(template, function_property(template, function, "Timeout", LAMBDA_DEFAULT_TIMEOUT), "max")
+        for name in durations:
+            threshold = resolve_number(template, props(alarms(template)[name]).get("Threshold"), "max")
+            wanted = None if timeout is None else DURATION_ALARM_SHARE * timeout * 1000
+            if threshold is None or wanted is None or threshold != wanted:
+                problems.append(f"{name}: threshold {threshold} ms should be {DURATION_ALARM_SHARE:.0%} of {fname}'s timeout ({wanted} ms)")
+
     for fname, function, _, qname, _, _ in pairs(template):
-        mine = [a for _, a in age if is_getatt(alarm_dimension(a, "QueueName"), qname, "QueueName")]
-        if not mine:
-            problems.append(f"{qname} has no ApproximateAgeOfOldestMessage alarm")
-        for a in mine:
-            if ref_target(props(a).get("Threshold")) not in template.get("Parameters", {}):
+        age = [name for name, a in alarms_on(template, "AWS/SQS", "ApproximateAgeOfOldestMessage") if is_getatt(alarm_dimension(a, "QueueName"), qname, "QueueName")]
+        one(f"{qname} has no ApproximateAgeOfOldestMessage alarm", age, True)
+        for name in age:
+            if ref_target(props(alarms(template)[name]).get("Threshold")) not in template.get("Parameters", {}):
                 problems.append(f"{qname}: the age-of-oldest-message threshold should be a parameter")
-    for fname in resources(template, "AWS::Serverless::Function"):
-        for metric in ("Errors", "Throttles"):
-            mine = [
-                a for _, a in alarms_on(template, "AWS/Lambda", metric)
-                if is_ref(alarm_dimension(a, "FunctionName"), fname) and _fires_above_zero(template, a)
-            ]
-            if not mine:
-                problems.append(f"{fname} has no {metric} > 0 alarm")
+
+    queues = resources(template, "AWS::SQS::Queue")
+    for dname, what in dead_letter_queues(template).items():
+        one(f"{dname} ({what}) has no DIFF(FILL(ApproximateNumberOfMessagesVisible, 0)) > 0 alarm over 2 or more periods", [
+            name for name in dlq_new_message_alarms(template, dname)
+            if (resolve_number(template, props(alarms(template)[name]).get("EvaluationPeriods"), "min") or 0) >= 2
+        ], False)
+        age = [name for name, a in alarms_on(template, "AWS/SQS", "ApproximateAgeOfOldestMessage") if is_getatt(alarm_dimension(a, "QueueName"), dname, "QueueName")]
+        one(f"{dname} ({what}) has no ApproximateAgeOfOldestMessage alarm", age, True)
+        retention = _number(props(queues[dname]).get("MessageRetentionPeriod", SQS_DEFAULT_RETENTION_SECONDS))
+        for name in age:
+            threshold = resolve_number(template, props(alarms(template)[name]).get("Threshold"), "max")
+            if threshold is None or retention is None or threshold > retention - DLQ_AGE_MARGIN_SECONDS:
+                problems.append(
+                    f"{name}: the threshold can be {threshold} s; it should be at most {retention} - {DLQ_AGE_MARGIN_SECONDS} s, "
+                    f"a day before {dname}'s retention ends"
+                )
+
+    # Deliveries that fail even to a subscription's DLQ are lost.
+    for tname in {ref_target(props(s).get("TopicArn")) for s in resources(template, "AWS::SNS::Subscription").values() if props(s).get("RedrivePolicy")}:
+        found = [
+            name for name, a in alarms_on(template, "AWS/SNS", "NumberOfNotificationsFailedToRedriveToDlq")
+            if is_getatt(alarm_dimension(a, "TopicName"), str(tname), "TopicName") and _fires_above_zero(template, a)
+        ]
+        one(f"{tname} has no NumberOfNotificationsFailedToRedriveToDlq > 0 alarm", found, False)
 
     # CloudWatch can only publish to an encrypted topic whose key lets it.
     keys = resources(template, "AWS::KMS::Key")
@@ -590,6 +772,167 @@ def check_alarms(template: dict) -> list[str]:
         key = ref_target(props(topics[tname]).get("KmsMasterKeyId"))
         if key in keys and not _key_allows_service(keys[key], "cloudwatch.amazonaws.com"):
             problems.append(f"{tname}: its KMS key {key} must let cloudwatch.amazonaws.com kms:GenerateDataKey* and kms:Decrypt")
+    return problems
+
+
+# The alarm shapes `sqs-kit local alarms` evaluates (and nothing else).
+_ALARM_KEYS = {"AlarmName", "AlarmDescription", "AlarmActions", "OKActions", "EvaluationPeriods", "DatapointsToAlarm",
+               "Threshold", "ComparisonOperator", "TreatMissingData"}
+_SINGLE_KEYS = _ALARM_KEYS | {"Namespace", "MetricName", "Dimensions", "Statistic", "ExtendedStatistic", "Period"}
+_MATH_KEYS = _ALARM_KEYS | {"Metrics"}
+_TOKEN = re.compile(r"\s*(?:(?P<number>[0-9]+(?:\.[0-9]+)?)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op>>=|<=|[-+*/(),\[\]<>]))")
+
+
+class ExpressionError(ValueError):
+    """An expression outside the metric math the local evaluator reads."""
+
+
+def expression_ids(expression: str) -> set[str]:
+    """The metric ids an expression uses; ExpressionError unless it is built
+    only from ids, numbers, + - * /, parentheses, FILL(x, 0), DIFF(x),
+    MAX([x, ...]) and IF(a OP b, x, y) with OP one of > >= < <=."""
+    tokens: list[tuple[str, str]] = []
+    position = 0
+    while position < len(expression.rstrip()):
+        match = _TOKEN.match(expression, position)
+        if not match:
+            raise ExpressionError(f"unexpected {expression[position:].strip()[:10]!r}")
+        kind = match.lastgroup or ""
+        tokens.append((kind, match[kind]))
+        position = match.end()
+    ids: set[str] = set()
+    at = 0
+
+    def peek() -> str | None:
+        return tokens[at][1] if at < len(tokens) else None
+
+    def take(wanted: str | None = None) -> tuple[str, str]:
+        nonlocal at
+        if at >= len(tokens):
+            raise ExpressionError(f"ends where {wanted or 'a value'} should follow")
+        token = tokens[at]
+        if wanted is not None and token[1] != wanted:
+            raise ExpressionError(f"{token[1]!r} where {wanted!r} should be")
+        at += 1
+        return token
+
+    def sum_() -> None:
+        product()
+        while peek() in ("+", "-"):
+            take()
+            product()
+
+    def product() -> None:
+        value()
+        while peek() in ("*", "/"):
+            take()
+            value()
+
+    def value() -> None:
+        kind, text = take()
+        if kind == "number":
+            return
+        if text == "(":
+            sum_()
+            take(")")
+        elif text == "FILL":
+            take("(")
+            sum_()
+            take(",")
+            if take()[1] != "0":
+                raise ExpressionError("FILL fills with 0 only")
+            take(")")
+        elif text == "DIFF":
+            take("(")
+            sum_()
+            take(")")
+        elif text == "MAX":
+            take("(")
+            take("[")
+            sum_()
+            while peek() == ",":
+                take()
+                sum_()
+            take("]")
+            take(")")
+        elif text == "IF":
+            take("(")
+            sum_()
+            if peek() not in (">", ">=", "<", "<="):
+                raise ExpressionError("IF's condition should compare with > >= < or <=")
+            take()
+            sum_()
+            take(",")
+            sum_()
+            take(",")
+            sum_()
+            take(")")
+        elif kind == "name" and METRIC_ID.match(text) and peek() != "(":
+            ids.add(text)
+        else:
+            raise ExpressionError(f"{text!r} is not an id, a number or FILL, DIFF, MAX, IF")
+
+    sum_()
+    if at != len(tokens):
+        raise ExpressionError(f"{tokens[at][1]!r} after the end of the expression")
+    return ids
+
+
+def check_alarm_shapes(template: dict) -> list[str]:
+    """Every alarm is one metric or metric math of the shapes the local
+    evaluator (`sqs-kit local alarms`) reads."""
+    problems = []
+    for name, alarm in alarms(template).items():
+        p = props(alarm)
+        if p.get("ComparisonOperator") not in COMPARISONS:
+            problems.append(f"{name}: ComparisonOperator {p.get('ComparisonOperator')} is not one of {sorted(COMPARISONS)}")
+        for key in ("EvaluationPeriods", "Threshold", "TreatMissingData"):
+            if key not in p:
+                problems.append(f"{name}: {key} is missing")
+        if "Metrics" not in p:
+            for key in sorted(set(p) - _SINGLE_KEYS):
+                problems.append(f"{name}: {key} is not part of a single-metric alarm the local evaluator reads")
+            for key in ("Namespace", "MetricName", "Dimensions", "Period"):
+                if key not in p:
+                    problems.append(f"{name}: {key} is missing")
+            statistic, extended = p.get("Statistic"), p.get("ExtendedStatistic")
+            if not ((statistic in STATISTICS and extended is None) or (statistic is None and isinstance(extended, str) and EXTENDED_STATISTIC.match(extended))):
+                problems.append(f"{name}: needs a Statistic of {sorted(STATISTICS)} or an ExtendedStatistic pNN, not both")
+            continue
+        for key in sorted(set(p) - _MATH_KEYS):
+            problems.append(f"{name}: {key} is not part of a metric math alarm the local evaluator reads")
+        metrics, expressions = [], []
+        for entry in as_list(p.get("Metrics")):
+            if not isinstance(entry, dict) or not isinstance(entry.get("Id"), str) or not METRIC_ID.match(entry["Id"]):
+                problems.append(f"{name}: every Metrics entry needs an Id (a lower-case letter, then letters, digits, _)")
+                continue
+            if "Expression" in entry:
+                expressions.append(entry)
+                continue
+            stat = entry.get("MetricStat")
+            metric = stat.get("Metric") if isinstance(stat, dict) else None
+            if (
+                set(entry) != {"Id", "MetricStat", "ReturnData"} or entry.get("ReturnData") is not False
+                or not isinstance(stat, dict) or set(stat) != {"Metric", "Period", "Stat"} or stat.get("Stat") not in STATISTICS
+                or not isinstance(metric, dict) or set(metric) != {"Namespace", "MetricName", "Dimensions"}
+            ):
+                problems.append(
+                    f"{name}: metric {entry['Id']} should be {{Id, MetricStat: {{Metric: {{Namespace, MetricName, Dimensions}}, "
+                    f"Period, Stat ({'|'.join(sorted(STATISTICS))})}}, ReturnData: false}}"
+                )
+            metrics.append(entry["Id"])
+        if len(expressions) != 1 or set(expressions[0]) != {"Id", "Expression", "ReturnData"} or expressions[0].get("ReturnData") is not True:
+            problems.append(f"{name}: needs exactly one {{Id, Expression, ReturnData: true}} entry")
+            continue
+        if len(set(metrics)) != len(metrics) or expressions[0]["Id"] in metrics:
+            problems.append(f"{name}: the Metrics ids should be unique")
+        try:
+            used = expression_ids(str(expressions[0]["Expression"]))
+        except ExpressionError as err:
+            problems.append(f"{name}: expression {expressions[0]['Expression']!r}: {err}")
+            continue
+        if used != set(metrics):
+            problems.append(f"{name}: the expression should use exactly its metrics {sorted(metrics)}, uses {sorted(used)}")
     return problems
 
 
@@ -766,7 +1109,7 @@ def check_least_privilege(template: dict) -> list[str]:
         if props(function).get("Policies"):
             problems.append(f"{fname}: Policies are ignored when Role is set; put them on {role_name}")
         env_tables = {ref_target(v) for v in function_env(template, function).values()} & set(tables)
-        my_logs = {name for name, lg in log_groups.items() if fname in sub_references(props(lg).get("LogGroupName"))}
+        my_logs = {own_log_group(function)} & set(log_groups)
         statements, role_problems = _role_statements(template, role_name)
         problems += [f"{fname}: {p}" for p in role_problems]
         if not statements:
@@ -813,6 +1156,208 @@ def check_least_privilege(template: dict) -> list[str]:
             missing = SQS_POLLER_ACTIONS - grants.get(qname, set())
             if missing:
                 problems.append(f"{fname}: its role lacks {sorted(missing)} on {qname}")
+    return problems
+
+
+# ----------------------------------------------------------------- logging, rollouts, data, paging
+def own_log_group(function: dict) -> str | None:
+    """The log group a function's LoggingConfig names (!Ref), else None."""
+    return ref_target((props(function).get("LoggingConfig") or {}).get("LogGroup"))
+
+
+def check_logging(template: dict) -> list[str]:
+    """JSON logs into a log group of the template, named up front, with the
+    retention parameter; nothing filtered by Lambda (LOG_LEVEL decides, and the
+    embedded-metric lines, which Lambda counts as INFO, always get through)."""
+    problems = []
+    log_groups = resources(template, "AWS::Logs::LogGroup")
+    owners: dict[str, str] = {}
+    for fname, function in resources(template, "AWS::Serverless::Function").items():
+        config = props(function).get("LoggingConfig")
+        group = own_log_group(function)
+        if not isinstance(config, dict) or group not in log_groups:
+            problems.append(f"{fname}: LoggingConfig.LogGroup should be !Ref of a log group of this template")
+            continue
+        if group in owners:
+            problems.append(f"{fname}: log group {group} is also {owners[group]}'s")
+        owners[group] = fname
+        if config.get("LogFormat") != "JSON":
+            problems.append(f"{fname}: LoggingConfig.LogFormat should be JSON")
+        if config.get("ApplicationLogLevel") != "TRACE":
+            problems.append(
+                f"{fname}: LoggingConfig.ApplicationLogLevel should be TRACE: a higher level would drop the function's "
+                "TRACE/DEBUG lines, and above INFO its embedded-metric lines too (the alarms' data)"
+            )
+    for name, group in log_groups.items():
+        p = props(group)
+        if name not in owners:
+            problems.append(f"{name}: no function's LoggingConfig names this log group")
+        if sub_references(p.get("LogGroupName")) != {"AWS::StackName"}:
+            problems.append(f"{name}: LogGroupName should be !Sub of the stack name only (named up front, not after the function)")
+        if not is_ref(p.get("RetentionInDays"), "LogRetentionDays"):
+            problems.append(f"{name}: RetentionInDays should be !Ref LogRetentionDays")
+    return problems
+
+
+GRADUAL_DEPLOYMENTS = frozenset(
+    f"{kind}10Percent{step}"
+    for kind, steps in (("Canary", ("5Minutes", "10Minutes", "15Minutes", "30Minutes")), ("Linear", ("Every1Minute", "Every2Minutes", "Every3Minutes", "Every10Minutes")))
+    for step in steps
+)
+
+
+def check_deployment(template: dict) -> list[str]:
+    """Each function rolls out through an alias (which SAM points its event
+    source mappings at) with a canary or linear CodeDeploy deployment that
+    rolls back on its Errors and failed-record alarms."""
+    problems = []
+    for fname, function in resources(template, "AWS::Serverless::Function").items():
+        alias = function_property(template, function, "AutoPublishAlias")
+        if not isinstance(alias, str) or not alias:
+            problems.append(f"{fname}: AutoPublishAlias should name the alias its event source mapping invokes")
+        if not truthy(function_property(template, function, "AutoPublishAliasAllProperties")):
+            problems.append(f"{fname}: AutoPublishAliasAllProperties should be true (a new version for any change, the timeout's too)")
+        preference = function_property(template, function, "DeploymentPreference")
+        if not isinstance(preference, dict) or preference.get("Type") not in GRADUAL_DEPLOYMENTS or preference.get("Enabled") is False:
+            problems.append(f"{fname}: DeploymentPreference.Type should be a canary or linear deployment ({sorted(GRADUAL_DEPLOYMENTS)[0]}, ...)")
+            continue
+        rollback = {ref_target(a) for a in as_list(preference.get("Alarms"))}
+        if not rollback <= set(alarms(template)):
+            problems.append(f"{fname}: DeploymentPreference.Alarms should be !Ref of alarms of this template")
+        for what, candidates in (
+            ("Errors", errors_alarms(template, fname)),
+            ("permanent failures", permanent_failure_alarms(template, fname)),
+            ("transient failure rate", transient_rate_alarms(template, fname)),
+        ):
+            if not rollback & set(candidates):
+                problems.append(f"{fname}: DeploymentPreference.Alarms should include its {what} alarm, so a bad version rolls back")
+    return problems
+
+
+def idempotency_tables(template: dict) -> set[str]:
+    """The tables the functions' IDEMPOTENCY_TABLE names."""
+    return {
+        ref_target(function_env(template, f).get("IDEMPOTENCY_TABLE"))
+        for f in resources(template, "AWS::Serverless::Function").values()
+    } - {None}
+
+
+def check_data_safety(template: dict) -> list[str]:
+    """Business tables (every table but the idempotency store) survive a stack
+    deletion, a replacement and a stray DeleteTable."""
+    problems = []
+    business = {n: t for n, t in resources(template, "AWS::DynamoDB::Table").items() if n not in idempotency_tables(template)}
+    if not business:
+        problems.append("the template has no business table (only the idempotency table)")
+    for name, table in business.items():
+        for policy in ("DeletionPolicy", "UpdateReplacePolicy"):
+            if table.get(policy) != "Retain":
+                problems.append(f"{name}: {policy} should be Retain (it holds business data)")
+        if not truthy(props(table).get("DeletionProtectionEnabled")):
+            problems.append(f"{name}: DeletionProtectionEnabled should be true (it holds business data)")
+    return problems
+
+
+EMAIL_PATTERN = "^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"
+
+
+def check_paging(template: dict) -> list[str]:
+    """Someone gets the alarms: the alarm e-mail has no default (the first
+    deploy must be given one) and is subscribed to the alarm topic, always."""
+    problems = []
+    email = parameter(template, "AlarmEmail")
+    if email is None:
+        return ["parameter AlarmEmail is missing"]
+    if "Default" in email:
+        problems.append("parameter AlarmEmail should have no Default, so that the first deploy asks for it")
+    if email.get("AllowedPattern") != EMAIL_PATTERN:
+        problems.append(f"parameter AlarmEmail should allow only e-mail addresses (AllowedPattern {EMAIL_PATTERN})")
+    alarm_topics = {ref_target(a) for al in alarms(template).values() for a in as_list(props(al).get("AlarmActions"))}
+    for tname in sorted(alarm_topics - {None}):
+        subscribed = [
+            name for name, s in resources(template, "AWS::SNS::Subscription").items()
+            if is_ref(props(s).get("TopicArn"), tname) and props(s).get("Protocol") == "email"
+            and is_ref(props(s).get("Endpoint"), "AlarmEmail") and "Condition" not in s
+        ]
+        if not subscribed:
+            problems.append(f"{tname}: no unconditional e-mail subscription of !Ref AlarmEmail: its alarms would reach nobody")
+    return problems
+
+
+# POINTS_RATE as functions/points/src/rate.rs parses it: up to 9 digits, then
+# optionally a point and up to 9 decimal places.
+POINTS_RATE_PATTERN = "^[0-9]{1,9}(\\.[0-9]{1,9})?$"
+
+
+def check_parameters(template: dict) -> list[str]:
+    """Each parameter's default is a value CloudFormation accepts for it, and
+    PointsRate allows what the points function accepts."""
+    problems = []
+    for name, spec in template.get("Parameters", {}).items():
+        if not isinstance(spec, dict) or "Default" not in spec:
+            continue
+        default = str(spec["Default"])
+        if "AllowedPattern" in spec and not re.fullmatch(spec["AllowedPattern"], default):
+            problems.append(f"parameter {name}: Default {default!r} does not match its AllowedPattern")
+        if "AllowedValues" in spec and default not in [str(v) for v in spec["AllowedValues"]]:
+            problems.append(f"parameter {name}: Default {default!r} is not one of its AllowedValues")
+        number = _number(spec["Default"]) if spec.get("Type") == "Number" else None
+        for bound, outside in (("MinValue", lambda n, b: n < b), ("MaxValue", lambda n, b: n > b)):
+            limit = _number(spec.get(bound))
+            if number is not None and limit is not None and outside(number, limit):
+                problems.append(f"parameter {name}: Default {default} is outside its {bound} {spec[bound]}")
+    rate = parameter(template, "PointsRate")
+    if rate is None or rate.get("AllowedPattern") != POINTS_RATE_PATTERN:
+        problems.append(f"parameter PointsRate should allow what the points function parses (AllowedPattern {POINTS_RATE_PATTERN})")
+    return problems
+
+
+# The longest stack name every name built from it fits: `<stack>-inventory`
+# must fit Lambda's 64-character function names (docs/deploy.md).
+STACK_NAME_LIMIT = 54
+NAME_LIMITS = {
+    ("AWS::Serverless::Function", "FunctionName"): 64,
+    ("AWS::SQS::Queue", "QueueName"): 80,
+    ("AWS::SNS::Topic", "TopicName"): 256,
+    ("AWS::CloudWatch::Alarm", "AlarmName"): 255,
+    ("AWS::Logs::LogGroup", "LogGroupName"): 512,
+    ("AWS::KMS::Alias", "AliasName"): 256,
+    ("AWS::DynamoDB::Table", "TableName"): 255,
+}
+
+
+def _name_lengths(template: dict) -> Iterator[tuple[str, str, str | None, int]]:
+    """(resource, property, pattern or None, the service's limit) of every name the template sets."""
+    for (rtype, prop), limit in NAME_LIMITS.items():
+        for name, resource in resources(template, rtype).items():
+            value = props(resource).get(prop)
+            if value is not None:
+                pattern = value if isinstance(value, str) else sub_string(value)
+                if pattern is not None and SUB_VARIABLE.findall(pattern) not in ([], ["AWS::StackName"]):
+                    pattern = None
+                yield name, prop, pattern, limit
+
+
+def stack_name_limit(template: dict) -> int:
+    """The longest stack name with which every name fits its service's limit."""
+    return min(limit - len(pattern.replace("${AWS::StackName}", "")) for _, _, pattern, limit in _name_lengths(template) if pattern)
+
+
+def check_name_lengths(template: dict) -> list[str]:
+    """With a stack name of STACK_NAME_LIMIT characters, every name the
+    template builds from it fits its service's limit (CloudFormation cannot
+    measure the stack name: docs/deploy.md gives the limit)."""
+    problems = []
+    for name, prop, pattern, limit in _name_lengths(template):
+        if pattern is None:
+            problems.append(f"{name}.{prop}: build it from the stack name only (a literal or !Sub of ${{AWS::StackName}}), so its length is known")
+            continue
+        length = len(pattern.replace("${AWS::StackName}", "x" * STACK_NAME_LIMIT))
+        if length > limit:
+            problems.append(
+                f"{name}.{prop}: with a {STACK_NAME_LIMIT}-character stack name it is {length} characters, over the {limit} allowed; "
+                "shorten it or lower STACK_NAME_LIMIT and the limit in docs/deploy.md"
+            )
     return problems
 
 
@@ -1034,6 +1579,13 @@ ALL_CHECKS = (
     check_event_settings,
     check_function_build,
     check_alarms,
+    check_alarm_shapes,
+    check_logging,
+    check_deployment,
+    check_data_safety,
+    check_paging,
+    check_parameters,
+    check_name_lengths,
     check_encryption,
     check_fan_out,
     check_least_privilege,
@@ -1042,9 +1594,3 @@ ALL_CHECKS = (
     check_checkov_skips,
 )
 
-
-def all_problems(template: dict) -> list[str]:
-    problems = []
-    for check in ALL_CHECKS:
-        problems += check(template)
-    return problems

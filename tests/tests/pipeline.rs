@@ -1,8 +1,10 @@
 //! The whole pipeline on the local AWS API (moto), as a user runs it: `sqs-kit local up` from
 //! template.yaml, `inventory seed`, `sqs-kit publish` to the SNS FIFO topic, the four functions'
 //! `poll` (4 batches in flight each) until the queues drain, then the effects read back from
-//! the stores; poison messages end in every DLQ after maxReceiveCount receives, and `sqs-kit
-//! dlq redrive` after the fix brings their effects in exactly once.
+//! the stores; poison messages end in every DLQ after maxReceiveCount receives (and `sqs-kit
+//! local alarms` says the template's alarms on dead letters and permanent failures went off,
+//! after staying OK through a clean run), and `sqs-kit dlq redrive` after the fix brings their
+//! effects in exactly once.
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::{Child, Stdio};
@@ -58,10 +60,15 @@ impl Pipeline {
 
     /// Runs the four pollers side by side until their queues stay idle, with `fault` rules, each
     /// with [`POLL_CONCURRENCY`] batches in flight.
+    /// Each poller's log (its metric lines among them) goes to a file of its own in `logs/`,
+    /// which `sqs-kit local alarms --metrics` reads.
     fn drain(&self, fault: &str) {
-        let pollers: Vec<(String, Child)> = FUNCTIONS
+        let logs = self.dir.path().join("logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        let pollers: Vec<(String, std::path::PathBuf, Child)> = FUNCTIONS
             .iter()
             .map(|(function, _)| {
+                let log = logs.join(format!("{function}-{}.log", unique_name("drain")));
                 let mut command = self.topology.poller(function, IDLE_EXIT_S);
                 command.args(["--concurrency", &POLL_CONCURRENCY.to_string()]);
                 // See tests/tests/chaos.rs: moto does not isolate concurrent transactions.
@@ -69,16 +76,33 @@ impl Pipeline {
                 command
                     .env("SQS_KIT_FAULT", fault)
                     .env("LOG_LEVEL", "warn")
-                    .env("SQS_KIT_METRICS", "off")
                     .stdout(Stdio::null())
-                    .stderr(Stdio::piped());
-                (function.to_string(), command.spawn().unwrap())
+                    .stderr(std::fs::File::create(&log).unwrap());
+                (function.to_string(), log, command.spawn().unwrap())
             })
             .collect();
-        for (function, poller) in pollers {
-            let done: Run = poller.wait_with_output().unwrap().into();
-            assert_eq!(done.code, Some(0), "{function}: {done:?}");
+        for (function, log, mut poller) in pollers {
+            let status = poller.wait().unwrap();
+            assert!(status.success(), "{function}: {status}; its log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
         }
+    }
+
+    /// `sqs-kit local alarms` over the stack and the pollers' logs so far: its run, and each
+    /// alarm's state by logical id. The state file (earlier queue depths) lasts the test.
+    fn alarms(&self) -> (Run, BTreeMap<String, String>) {
+        let (stack, logs, state) = (self.topology.stack(), self.dir.path().join("logs"), self.dir.path().join("alarms.json"));
+        let args = ["local", "alarms", "--stack-name", stack, "--metrics", logs.to_str().unwrap(), "--state", state.to_str().unwrap()];
+        let evaluated = run(&binary("sqs-kit"), args, &[]);
+        assert!(matches!(evaluated.code, Some(0 | 1)), "{evaluated:?}");
+        let states = evaluated
+            .stdout
+            .lines()
+            .map(|line| {
+                let alarm: Value = serde_json::from_str(line).unwrap();
+                (alarm["logicalId"].as_str().unwrap().to_owned(), alarm["state"].as_str().unwrap().to_owned())
+            })
+            .collect();
+        (evaluated, states)
     }
 
     /// The order ids of the messages in a DLQ.
@@ -127,6 +151,15 @@ impl Pipeline {
     }
 }
 
+/// The alarms an operator is paged by when records fail: each function's permanent failures
+/// (its embedded metrics) and each DLQ's new dead letters (its depth).
+fn watched_alarms() -> Vec<String> {
+    ["Email", "Shipping", "Inventory", "Points"]
+        .iter()
+        .flat_map(|function| [format!("{function}PermanentFailuresAlarm"), format!("{function}DLQNewMessagesAlarm")])
+        .collect()
+}
+
 #[tokio::test]
 async fn the_pipeline_processes_every_order_once_and_dead_letters_then_redrives_poison() {
     let Some(config) = local_aws().await else { return };
@@ -141,19 +174,33 @@ async fn the_pipeline_processes_every_order_once_and_dead_letters_then_redrives_
     std::fs::write(&seed_file, Value::Array(levels).to_string()).unwrap();
     pipeline.run_function("InventoryFunction", &["seed", seed_file.to_str().unwrap()]);
 
+    // A clean run: every order (and a re-sent few) once, and the alarms on dead letters and
+    // failed records stay OK.
     let valid: Vec<Value> = (0..50).map(|n| order(n, false)).collect();
-    let poison: Vec<Value> = (50..53).map(|n| order(n, true)).collect();
-    let mut first = valid.clone();
-    first.extend(poison.iter().cloned());
-    pipeline.publish(&first);
+    pipeline.publish(&valid);
     pipeline.publish(&valid[..5]);
+    pipeline.drain("");
+    pipeline.assert_effects(&valid);
+    let (clean, states) = pipeline.alarms();
+    for alarm in watched_alarms() {
+        assert_eq!(states[&alarm], "OK", "{alarm} after a clean run: {clean:?}");
+    }
 
-    // The "bug": poison orders fail in every function until it is fixed.
-    pipeline.drain(&format!("fail:{POISON}"));
+    // The "bug": poison orders fail permanently in every function until it is fixed; the
+    // redrive policy moves them to the DLQs after their second receive, and the alarms on
+    // dead letters and permanent failures go off.
+    let poison: Vec<Value> = (50..53).map(|n| order(n, true)).collect();
+    pipeline.publish(&poison);
+    pipeline.drain(&format!("poison:{POISON}"));
     pipeline.assert_effects(&valid);
     let poison_ids: Vec<String> = poison.iter().map(|o| o["orderId"].as_str().unwrap().to_owned()).collect();
     for dlq in DLQS {
         assert_eq!(pipeline.dead_letters(dlq), poison_ids, "{dlq} holds the three poison messages");
+    }
+    let (alarmed, states) = pipeline.alarms();
+    assert_eq!(alarmed.code, Some(1), "an alarm in ALARM exits 1: {alarmed:?}");
+    for alarm in watched_alarms() {
+        assert_eq!(states[&alarm], "ALARM", "{alarm} once the poison arrived: {alarmed:?}");
     }
 
     // The fix is deployed: redrive every DLQ, and the poison orders go through once.

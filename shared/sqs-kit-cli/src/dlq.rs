@@ -147,7 +147,7 @@ pub(super) async fn run(command: DlqCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// Receives up to `max` messages, hidden for [`HOLD_SECONDS`], with every attribute.
-async fn receive(client: &Client, url: &str, max: usize) -> anyhow::Result<Vec<Message>> {
+pub(super) async fn receive(client: &Client, url: &str, max: usize) -> anyhow::Result<Vec<Message>> {
     let output = client
         .receive_message()
         .queue_url(url)
@@ -201,7 +201,7 @@ async fn peek(client: &Client, args: PeekArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Makes the held messages visible again, 10 per call.
-async fn restore(client: &Client, url: &str, held: &BTreeMap<String, String>) -> anyhow::Result<()> {
+pub(super) async fn restore(client: &Client, url: &str, held: &BTreeMap<String, String>) -> anyhow::Result<()> {
     let handles: Vec<&String> = held.values().collect();
     let mut failures = 0;
     let mut first_error = None;
@@ -232,7 +232,7 @@ async fn restore(client: &Client, url: &str, held: &BTreeMap<String, String>) ->
     }
 }
 
-fn system_attribute<'m>(message: &'m Message, name: &MessageSystemAttributeName) -> Option<&'m str> {
+pub(super) fn system_attribute<'m>(message: &'m Message, name: &MessageSystemAttributeName) -> Option<&'m str> {
     message.attributes().and_then(|attributes| attributes.get(name)).map(String::as_str)
 }
 

@@ -6,6 +6,8 @@
 //! - `dlq peek|redrive`: look into a dead-letter queue; move its messages back.
 //! - `event`: wrap message bodies into a Lambda SQS event for `replay` and `cargo lambda invoke`.
 //! - `local up`: create template.yaml's topics, queues and tables on a local AWS API.
+//! - `local alarms`: evaluate template.yaml's CloudWatch alarms against that local stack and the
+//!   functions' embedded metric lines.
 
 mod aws;
 mod dlq;

@@ -40,7 +40,7 @@ async fn local_up_creates_the_template_topology_once() {
         assert_eq!(created["tables"][table], format!("{stack}-{table}"));
     }
     let skipped: Vec<&str> = created["skipped"].as_array().unwrap().iter().map(|s| s["logicalId"].as_str().unwrap()).collect();
-    for id in ["TopicKey", "EmailRole", "EmailFunction", "EmailLogGroup", "EmailDLQAlarm", "AlarmEmailSubscription"] {
+    for id in ["TopicKey", "EmailRole", "EmailFunction", "EmailLogGroup", "EmailDLQNewMessagesAlarm", "AlarmEmailSubscription"] {
         assert!(skipped.contains(&id), "{id} not in {skipped:?}");
     }
     assert!(created["ignored"]["OrdersTopic"][0].as_str().unwrap().contains("TopicKey"), "{created}");
@@ -185,7 +185,7 @@ fn local_up_numbers_out_of_range_are_usage_errors_naming_the_range() {
     refused(&["--max-receive-count", "0"], "a whole number from 1 to 1000");
     refused(&["--max-receive-count", "1001"], "a whole number from 1 to 1000");
     // The template's parameter constraints, as CloudFormation checks them on deploy.
-    refused(&["--parameter", "MaxReceiveCount=0"], "MaxReceiveCount=0: below the template's MinValue 1");
+    refused(&["--parameter", "MaxReceiveCount=0"], "MaxReceiveCount=0: below the template's MinValue 5");
     refused(&["--parameter", "MaxReceiveCount=1001"], "MaxReceiveCount=1001: above the template's MaxValue 1000");
     refused(&["--parameter", "MaxReceiveCount=five"], "MaxReceiveCount=five: the template declares it a Number");
     refused(&["--parameter", "LogRetentionDays=2"], "LogRetentionDays=2: not one of the template's AllowedValues (1, 3, 5,");

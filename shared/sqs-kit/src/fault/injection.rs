@@ -11,8 +11,10 @@ use crate::error::RecordError;
 struct Rules {
     /// (crash point name, key part)
     crashes: Vec<(String, String)>,
-    /// Body texts that make a record fail.
+    /// Body texts that make a record fail transiently.
     failing_bodies: Vec<String>,
+    /// Body texts that make a record fail permanently, as poison does.
+    poison_bodies: Vec<String>,
     /// (delay, percentage of attempts)
     delay: Option<(Duration, u64)>,
     flaky_percent: u64,
@@ -51,6 +53,7 @@ fn rules() -> &'static Rules {
             let (name, argument) = rule.trim().split_once(':').unwrap_or((rule.trim(), ""));
             match name {
                 "fail" => rules.failing_bodies.push(argument.to_owned()),
+                "poison" => rules.poison_bodies.push(argument.to_owned()),
                 "flaky" => rules.flaky_percent = percent(argument),
                 "panic" => rules.panic_percent = percent(argument),
                 "slow" => {
@@ -72,8 +75,8 @@ pub(super) fn inject(point: Point, key: &str) {
     }
 }
 
-/// Applies the rules that act before a record's handler: a delay, or a failure for a body
-/// that contains a configured text.
+/// Applies the rules that act before a record's handler: a delay, or a failure (transient for
+/// `fail`, permanent for `poison`) for a body that contains a configured text.
 pub(super) async fn before_record(body: &serde_json::Value) -> Result<(), RecordError> {
     let rules = rules();
     if let Some((delay, share)) = rules.delay {
@@ -87,8 +90,11 @@ pub(super) async fn before_record(body: &serde_json::Value) -> Result<(), Record
     if chance(rules.flaky_percent) {
         return Err(RecordError::transient("SQS_KIT_FAULT: injected transient failure"));
     }
-    if !rules.failing_bodies.is_empty() {
+    if !rules.failing_bodies.is_empty() || !rules.poison_bodies.is_empty() {
         let text = body.to_string();
+        if let Some(part) = rules.poison_bodies.iter().find(|part| text.contains(part.as_str())) {
+            return Err(RecordError::permanent(format!("SQS_KIT_FAULT: injected poison for a body containing {part:?}")));
+        }
         if let Some(part) = rules.failing_bodies.iter().find(|part| text.contains(part.as_str())) {
             return Err(RecordError::transient(format!("SQS_KIT_FAULT: injected failure for a body containing {part:?}")));
         }
