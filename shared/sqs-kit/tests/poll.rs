@@ -52,6 +52,14 @@ impl Queues {
         }
     }
 
+    /// A `poll` of the main queue by the example function with `flags`, keeping its idempotency
+    /// records in `state`.
+    fn poll(&self, state: &tempfile::TempDir, flags: &[&str], envs: &[(&str, &str)]) -> e2e::Run {
+        let state = state.path().to_str().unwrap();
+        let args = ["poll", "--queue-url", &self.main].into_iter().chain(flags.iter().copied()).chain(["--state", state]);
+        e2e::run(&common::example_binary(), args, envs)
+    }
+
     async fn count(&self, url: &str) -> usize {
         e2e::queue_depth(&self.client, url).await
     }
@@ -67,11 +75,7 @@ async fn poll_deletes_successes_and_the_redrive_policy_dead_letters_poison() {
     queues.send(&bodies).await;
 
     let state = tempfile::tempdir().unwrap();
-    let run = e2e::run(
-        &common::example_binary(),
-        ["poll", "--queue-url", &queues.main, "--idle-exit", "6", "--state", state.path().to_str().unwrap()],
-        &[],
-    );
+    let run = queues.poll(&state, &["--idle-exit", "6"], &[]);
     assert_eq!(run.code, Some(0), "{run:?}");
     assert_eq!(run.stderr.matches("order is valid").count(), 4, "each valid order handled once: {}", run.stderr);
     assert!(run.stderr.contains("record failed permanently"), "{}", run.stderr);
@@ -175,13 +179,7 @@ async fn with_concurrency_batches_overlap_up_to_the_limit_and_each_message_is_ha
     queues.send(&(0..24).map(order).collect::<Vec<_>>()).await;
     let state = tempfile::tempdir().unwrap();
     // Slow records keep each batch in hand long enough for the other workers to receive theirs.
-    let run = e2e::run(
-        &common::example_binary(),
-        ["poll", "--queue-url", &queues.main, "--concurrency", "4", "--batch-size", "2", "--idle-exit", "3", "--state"]
-            .into_iter()
-            .chain([state.path().to_str().unwrap()]),
-        &[("SQS_KIT_FAULT", "slow:500")],
-    );
+    let run = queues.poll(&state, &["--concurrency", "4", "--batch-size", "2", "--idle-exit", "3"], &[("SQS_KIT_FAULT", "slow:500")]);
     assert_eq!(run.code, Some(0), "{run:?}");
     let (most, all_done) = batches_in_hand(&run.stderr);
     assert!((2..=4).contains(&most), "up to 4 batches in hand at once, and more than one: {most}\n{}", run.stderr);
@@ -204,13 +202,7 @@ async fn max_batches_counts_the_batches_of_every_worker_and_never_receives_more(
     let queues = queues(&config, 30, 5).await;
     queues.send(&(0..20).map(order).collect::<Vec<_>>()).await;
     let state = tempfile::tempdir().unwrap();
-    let run = e2e::run(
-        &common::example_binary(),
-        ["poll", "--queue-url", &queues.main, "--concurrency", "4", "--max-batches", "3", "--batch-size", "2", "--state"]
-            .into_iter()
-            .chain([state.path().to_str().unwrap()]),
-        &[],
-    );
+    let run = queues.poll(&state, &["--concurrency", "4", "--max-batches", "3", "--batch-size", "2"], &[]);
     assert_eq!(run.code, Some(0), "{run:?}");
     assert_eq!(totals(&run.stderr), [3, 6, 6, 0], "{}", run.stderr);
     assert_eq!(run.stdout.lines().count(), 3, "{}", run.stdout);
@@ -272,13 +264,8 @@ async fn the_batching_window_counts_against_the_visibility_timeout() {
     // The message is received, then the window waits 2 s for more: 1 s of its 3 s visibility
     // timeout is left, and a record that needs 1.5 s would still be running when SQS hands the
     // message to another consumer. It must be reported failed, not deleted late.
-    let run = e2e::run(
-        &common::example_binary(),
-        ["poll", "--queue-url", &queues.main, "--batch-size", "20", "--batching-window", "2", "--max-batches", "1", "--state"]
-            .into_iter()
-            .chain([state.path().to_str().unwrap()]),
-        &[("SQS_KIT_FAULT", "slow:1500")],
-    );
+    let run =
+        queues.poll(&state, &["--batch-size", "20", "--batching-window", "2", "--max-batches", "1"], &[("SQS_KIT_FAULT", "slow:1500")]);
     assert_eq!(run.code, Some(0), "{run:?}");
     let response: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
     assert_eq!(response["batchItemFailures"].as_array().map(Vec::len), Some(1), "{run:?}");
@@ -523,11 +510,7 @@ async fn poison_goes_to_the_dlq_after_one_receive_and_the_rest_of_its_batch_is_d
     let queues = queues(&config, 30, 5).await;
     let poison_id = send_poison_among_orders(&queues, None).await;
     let state = tempfile::tempdir().unwrap();
-    let run = e2e::run(
-        &common::example_binary(),
-        ["poll", "--queue-url", &queues.main, "--idle-exit", "3", "--state", state.path().to_str().unwrap()],
-        &[("SQS_KIT_DEAD_LETTER", "redrive-policy")],
-    );
+    let run = queues.poll(&state, &["--idle-exit", "3"], &[("SQS_KIT_DEAD_LETTER", "redrive-policy")]);
     assert_eq!(run.code, Some(0), "{run:?}");
     assert_eq!(run.stderr.matches("order is valid").count(), 2, "{}", run.stderr);
     assert_eq!(run.stderr.matches("sent to the dead-letter queue").count(), 1, "{}", run.stderr);
@@ -544,12 +527,7 @@ async fn fifo_poison_goes_to_the_fifo_dlq_with_its_group_and_its_group_goes_on()
     let queues = fifo_queues(&config, 2, 5).await;
     let poison_id = send_poison_among_orders(&queues, Some("customer-42")).await;
     let state = tempfile::tempdir().unwrap();
-    let dlq = queues.dlq.clone();
-    let run = e2e::run(
-        &common::example_binary(),
-        ["poll", "--queue-url", &queues.main, "--idle-exit", "4", "--state", state.path().to_str().unwrap()],
-        &[("SQS_KIT_DEAD_LETTER", &dlq)],
-    );
+    let run = queues.poll(&state, &["--idle-exit", "4"], &[("SQS_KIT_DEAD_LETTER", &queues.dlq)]);
     assert_eq!(run.code, Some(0), "{run:?}");
     // The order behind the poison was held back once, then handled in its group's order.
     assert_eq!(handled(&run.stderr), ["ORD-1", "ORD-2"], "{}", run.stderr);
@@ -564,11 +542,7 @@ async fn with_the_dlq_unreachable_poison_is_reported_failed_and_stays_in_its_que
     queues.send(&["not json at all".to_owned()]).await;
     let state = tempfile::tempdir().unwrap();
     let missing = format!("{}-gone", queues.dlq);
-    let run = e2e::run(
-        &common::example_binary(),
-        ["poll", "--queue-url", &queues.main, "--max-batches", "1", "--state", state.path().to_str().unwrap()],
-        &[("SQS_KIT_DEAD_LETTER", &missing)],
-    );
+    let run = queues.poll(&state, &["--max-batches", "1"], &[("SQS_KIT_DEAD_LETTER", &missing)]);
     assert_eq!(run.code, Some(0), "{run:?}");
     assert!(run.stderr.contains("could not be sent to the dead-letter queue"), "{}", run.stderr);
     assert_eq!(run.stdout.lines().count(), 1, "{}", run.stdout);

@@ -168,6 +168,12 @@ impl BatchConfig {
     pub fn with_dead_letter(self, target: DeadLetterTarget) -> Self {
         Self { dead_letter: Some(target), ..self }
     }
+
+    /// Whether retry control (backoff or dead-lettering) is on, and so needs a queue to act
+    /// through ([`BatchProcessor::with_queue`]).
+    pub fn acts_on_queues(&self) -> bool {
+        self.backoff.is_some() || self.dead_letter.is_some()
+    }
 }
 
 impl Default for BatchConfig {

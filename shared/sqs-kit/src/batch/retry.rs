@@ -85,8 +85,8 @@ pub(super) async fn apply(
     };
     let ((), dead_lettered) = futures::future::join(backoff, dead_lettered).await;
     for (index, queue_url) in dead_lettered {
-        if let Outcome::Failed(error) = std::mem::replace(&mut outcomes[index], Outcome::Processed(serde_json::Value::Null)) {
-            outcomes[index] = Outcome::DeadLettered { error, queue_url };
+        if let Outcome::Failed(error) = &outcomes[index] {
+            outcomes[index] = Outcome::DeadLettered { error: error.clone(), queue_url };
         }
     }
 }

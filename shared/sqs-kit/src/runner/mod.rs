@@ -365,8 +365,13 @@ impl Runner {
             true => Some(self.lambda_backend().await?),
             false => None,
         };
+        // The AWS configuration only when retry control acts on queues: a cold start without it
+        // need not load one.
         #[cfg(feature = "sqs")]
-        let queue = retry_queue(&settings.batch, &self.sdk_config().await);
+        let queue = match settings.batch.acts_on_queues() {
+            true => Some(sqs_queue(&self.sdk_config().await)),
+            false => None,
+        };
         let (processor, metrics) = self.processor(backend.as_ref(), settings)?;
         #[cfg(feature = "sqs")]
         let processor = match queue {
@@ -427,7 +432,7 @@ impl Runner {
     ) -> Result<(BatchProcessor<Arc<dyn RecordService>>, Metrics), ExitCode> {
         let mut settings = self.settings().map_err(|error| report_error(error.into()))?;
         let queue = match sqs {
-            Some(config) => retry_queue(&settings.batch, config),
+            Some(config) => settings.batch.acts_on_queues().then(|| sqs_queue(config)),
             None => {
                 if settings.batch.backoff.take().is_some() | settings.batch.dead_letter.take().is_some() {
                     tracing::info!("replay leaves queues alone: failed records get no backoff and none is sent to a dead-letter queue");
@@ -466,7 +471,7 @@ fn retry_from_env(batch: &mut BatchConfig) -> Result<(), BadInput> {
             target => Some(target.parse().map_err(|error| bad(DEAD_LETTER, &error))?),
         };
     }
-    if cfg!(not(feature = "sqs")) && (batch.backoff.is_some() || batch.dead_letter.is_some()) {
+    if cfg!(not(feature = "sqs")) && batch.acts_on_queues() {
         return Err(BadInput(format!(
             "{BACKOFF} and {DEAD_LETTER} act through SQS: build the function with sqs-kit's `sqs` feature, or turn them off"
         )));
@@ -474,11 +479,10 @@ fn retry_from_env(batch: &mut BatchConfig) -> Result<(), BadInput> {
     Ok(())
 }
 
-/// The SQS client retry control acts through, when the batch configuration uses it.
+/// The SQS client retry control acts through.
 #[cfg(feature = "sqs")]
-fn retry_queue(batch: &BatchConfig, config: &aws_config::SdkConfig) -> Option<Arc<dyn crate::retry::QueueActions>> {
-    let used = batch.backoff.is_some() || batch.dead_letter.is_some();
-    used.then(|| Arc::new(crate::retry::SqsQueue::new(aws_sdk_sqs::Client::new(config))) as Arc<dyn crate::retry::QueueActions>)
+fn sqs_queue(config: &aws_config::SdkConfig) -> Arc<dyn crate::retry::QueueActions> {
+    Arc::new(crate::retry::SqsQueue::new(aws_sdk_sqs::Client::new(config)))
 }
 
 /// What the environment made of a function's configuration.
