@@ -12,6 +12,8 @@
 //!   idempotency on the memory store, the embedded store, (when `AWS_ENDPOINT_URL` is set, as
 //!   under `scripts/with-moto`) DynamoDB and (when `REDIS_URL` is set, as under
 //!   `scripts/with-redis`) Redis;
+//! - the floor under the embedded store's row: SQLite alone running a fresh record's two writes,
+//!   10 and 100 records to a transaction;
 //! - the store's requests per record on each idempotency path, counted on the wire: by the
 //!   DynamoDB client's interceptor, and by a proxy in front of the Redis server;
 //! - wall time of a 10-record batch whose handler sleeps 50 ms per record, on a standard queue
@@ -89,6 +91,53 @@ async fn per_record_overhead<S: RecordService>(processor: &BatchProcessor<S>, ro
         processor.process(batch, invocation()).await.unwrap();
     }
     started.elapsed() / (rounds as u32 * 100)
+}
+
+/// The floor under the embedded store's figure: SQLite alone doing what a fresh record costs the
+/// store (a conditional insert of an `IN_PROGRESS` row, then its update to `COMPLETED`), with no
+/// batch layer around it, `per_group` records to a transaction (10 is the group commit's best
+/// case at the default concurrency of 10 records in flight), on a database in WAL mode with
+/// `synchronous = NORMAL`, as the store opens it. Mean time per record over `records`.
+fn sqlite_floor(records: usize, per_group: usize) -> Duration {
+    let state = tempfile::tempdir().unwrap();
+    let connection = rusqlite::Connection::open(state.path().join("floor.sqlite3")).unwrap();
+    connection
+        .execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+             CREATE TABLE records (id TEXT PRIMARY KEY, status TEXT NOT NULL, expiration INTEGER NOT NULL,
+                 in_progress_expiration INTEGER, payload_hash TEXT NOT NULL, result TEXT, updated_at INTEGER NOT NULL,
+                 claim_token TEXT) WITHOUT ROWID;",
+        )
+        .unwrap();
+    let hash = "e5a84626935114f85111490d9d24d6f4eccf45bacdc3ed268be40bcceddda6f1";
+    let token = "0123456789abcdef0123456789abcdef";
+    let started = Instant::now();
+    for group in 0..records / per_group {
+        let ids: Vec<String> = (0..per_group).map(|i| format!("bench#evt-{}", group * per_group + i)).collect();
+        for completing in [false, true] {
+            let transaction = connection.unchecked_transaction().unwrap();
+            for id in &ids {
+                if completing {
+                    transaction
+                        .prepare_cached("UPDATE records SET status = 'COMPLETED', in_progress_expiration = NULL, result = ?2 WHERE id = ?1 AND claim_token IS ?3")
+                        .unwrap()
+                        .execute(rusqlite::params![id, "\"ORD-1\"", token])
+                        .unwrap();
+                } else {
+                    transaction
+                        .prepare_cached(
+                            "INSERT INTO records VALUES (?1, 'IN_PROGRESS', ?2, ?3, ?4, NULL, ?3, ?5)
+                             ON CONFLICT (id) DO UPDATE SET status = excluded.status WHERE records.expiration < ?2",
+                        )
+                        .unwrap()
+                        .execute(rusqlite::params![id, 1_800_000_000_i64, 1_764_000_000_000_i64, hash, token])
+                        .unwrap();
+                }
+            }
+            transaction.commit().unwrap();
+        }
+    }
+    started.elapsed() / (records - records % per_group) as u32
 }
 
 /// `redis-server 7.0.15`, or what the server says it is.
@@ -229,6 +278,13 @@ async fn main() {
         let state = std::env::temp_dir().join(format!("sqs-kit-bench-{}", std::process::id()));
         selection.per_record(row, &idempotent(Arc::new(EmbeddedStore::open(&state).unwrap())), 50).await;
         let _ = std::fs::remove_dir_all(&state);
+    }
+    for per_transaction in [10, 100] {
+        let row = format!("SQLite alone, a claim and a completion, {per_transaction} records per transaction");
+        if selection.runs(&row) {
+            let records = selection.rounds.unwrap_or(50) * 100;
+            println!("| per-record cost, {row} | {:.1} µs |", sqlite_floor(records, per_transaction).as_secs_f64() * 1e6);
+        }
     }
     if selection.runs("idempotency on DynamoDB") {
         match dynamodb_store().await {

@@ -27,10 +27,10 @@ pub(crate) const LAMBDA_RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
 pub(crate) const LAMBDA_MAX_CONCURRENCY: &str = "AWS_LAMBDA_MAX_CONCURRENCY";
 /// The deployed function's name; in local modes it overrides the binary's own name.
 pub(crate) const FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
-/// Log level (`error`, `warn`, `info`, `debug`, `trace`) or a `tracing` filter; `RUST_LOG` is
-/// read when it is unset. Default `info`.
+/// Log level (`error`, `warn`, `info`, `debug`, `trace`) or `target=level` directives
+/// (`info,sqs_kit=debug`); `RUST_LOG` is read when it is unset. Default `info`.
 pub(crate) const LOG_LEVEL: &str = "LOG_LEVEL";
-/// The usual `tracing` filter variable, read when `LOG_LEVEL` is unset.
+/// The usual `tracing` filter variable, read when `LOG_LEVEL` is unset (the same directives).
 pub(crate) const RUST_LOG: &str = "RUST_LOG";
 
 /// Records a batch runs at once (default 10, or what the function configured); for a backend

@@ -10,9 +10,10 @@
 mod readable;
 
 use tracing::Subscriber;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::EnvFilter;
 
 #[cfg(feature = "local")]
 pub(crate) use readable::Escaped;
@@ -24,11 +25,19 @@ pub(crate) enum Mode {
     Local,
 }
 
-/// The level comes from `LOG_LEVEL` (as the template sets it) or `RUST_LOG`, default `info`.
-fn filter() -> EnvFilter {
+/// The level comes from `LOG_LEVEL` (as the template sets it) or `RUST_LOG`, default `info`: a
+/// level, or comma-separated `target=level` directives (`info,sqs_kit=debug`). A `Targets`
+/// filter, not an `EnvFilter`: the latter's span and field directives need a regex engine,
+/// which would make every function's `bootstrap.zip` larger.
+fn filter() -> Targets {
     use crate::env::{var, LOG_LEVEL, RUST_LOG};
     let directive = var(LOG_LEVEL).or_else(|| var(RUST_LOG)).map_or_else(|| "info".to_owned(), |level| level.to_lowercase());
-    EnvFilter::try_new(&directive).unwrap_or_else(|_| EnvFilter::new("info"))
+    targets(&directive).unwrap_or_else(|| targets("info").expect("a level is a directive"))
+}
+
+/// `directive` as a filter, or `None` when it is not one.
+fn targets(directive: &str) -> Option<Targets> {
+    directive.parse().ok()
 }
 
 pub(crate) fn init(mode: Mode) {
@@ -43,16 +52,17 @@ pub(crate) fn init(mode: Mode) {
 }
 
 /// The subscriber of a mode, writing to `writer` (colours only with `ansi`, and only locally).
-fn subscriber<W>(mode: Mode, filter: EnvFilter, writer: W, ansi: bool) -> Box<dyn Subscriber + Send + Sync>
+fn subscriber<W>(mode: Mode, filter: Targets, writer: W, ansi: bool) -> Box<dyn Subscriber + Send + Sync>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    // The JSON format never writes escape sequences, whatever `ansi` says.
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(ansi);
+    // The JSON format never writes escape sequences, whatever `ansi` says. The builder's own
+    // level (INFO unless told) lets everything through: `filter` decides.
+    let builder = tracing_subscriber::fmt().with_max_level(tracing::level_filters::LevelFilter::TRACE).with_writer(writer).with_ansi(ansi);
     match mode {
-        Mode::Lambda => Box::new(builder.json().with_current_span(true).with_span_list(false).finish()),
+        Mode::Lambda => Box::new(builder.json().with_current_span(true).with_span_list(false).finish().with(filter)),
         #[cfg(feature = "local")]
-        Mode::Local => Box::new(builder.fmt_fields(readable::EscapedFields).finish()),
+        Mode::Local => Box::new(builder.fmt_fields(readable::EscapedFields).finish().with(filter)),
     }
 }
 
@@ -94,7 +104,8 @@ impl<'w> MakeWriter<'w> for Captured {
 #[cfg(test)]
 pub(crate) fn lambda_lines(filter: &str, run: impl FnOnce()) -> Vec<serde_json::Value> {
     let captured = Captured::default();
-    tracing::subscriber::with_default(subscriber(Mode::Lambda, EnvFilter::new(filter), captured.clone(), false), run);
+    let filter = targets(filter).expect("the test's filter is a directive");
+    tracing::subscriber::with_default(subscriber(Mode::Lambda, filter, captured.clone(), false), run);
     captured.text().lines().map(|line| serde_json::from_str(line).expect("Lambda mode writes JSON lines")).collect()
 }
 
@@ -121,7 +132,7 @@ mod tests {
     /// call sites log it: Display, Debug, a string, an error, and inside the message.
     fn log_lines(mode: Mode, ansi: bool, value: &str) -> String {
         let captured = Captured::default();
-        let subscriber = subscriber(mode, EnvFilter::new("info"), captured.clone(), ansi);
+        let subscriber = subscriber(mode, targets("info").unwrap(), captured.clone(), ansi);
         tracing::subscriber::with_default(subscriber, || {
             let error = std::io::Error::other(value.to_owned());
             let span = tracing::error_span!("record", message_id = %value);
@@ -164,6 +175,18 @@ mod tests {
             ),
             "{line:?}"
         );
+    }
+
+    #[test]
+    fn the_level_takes_target_directives_and_a_bad_one_is_refused() {
+        let lines = lambda_lines("warn,sqs_kit=debug", || {
+            tracing::debug!(target: "sqs_kit::batch", "kept");
+            tracing::debug!(target: "hyper", "dropped");
+            tracing::warn!(target: "hyper", "kept too");
+        });
+        let messages: Vec<&str> = lines.iter().map(|line| line["fields"]["message"].as_str().unwrap()).collect();
+        assert_eq!(messages, ["kept", "kept too"]);
+        assert!(targets("sqs_kit=loud").is_none());
     }
 
     #[test]
