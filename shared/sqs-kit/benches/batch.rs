@@ -95,49 +95,47 @@ async fn per_record_overhead<S: RecordService>(processor: &BatchProcessor<S>, ro
 
 /// The floor under the embedded store's figure: SQLite alone doing what a fresh record costs the
 /// store (a conditional insert of an `IN_PROGRESS` row, then its update to `COMPLETED`), with no
-/// batch layer around it, `per_group` records to a transaction (10 is the group commit's best
-/// case at the default concurrency of 10 records in flight), on a database in WAL mode with
-/// `synchronous = NORMAL`, as the store opens it. Mean time per record over `records`.
+/// batch layer and no group commit around it, `per_group` records to a transaction (10 is the
+/// group commit's best case at the default concurrency of 10 records in flight), on a database
+/// the store opened (its table, WAL mode, `synchronous = NORMAL`). Mean time per record over
+/// `records`.
 fn sqlite_floor(records: usize, per_group: usize) -> Duration {
     let state = tempfile::tempdir().unwrap();
-    let connection = rusqlite::Connection::open(state.path().join("floor.sqlite3")).unwrap();
-    connection
-        .execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
-             CREATE TABLE records (id TEXT PRIMARY KEY, status TEXT NOT NULL, expiration INTEGER NOT NULL,
-                 in_progress_expiration INTEGER, payload_hash TEXT NOT NULL, result TEXT, updated_at INTEGER NOT NULL,
-                 claim_token TEXT) WITHOUT ROWID;",
-        )
-        .unwrap();
+    let store = EmbeddedStore::open(state.path()).unwrap();
     let hash = "e5a84626935114f85111490d9d24d6f4eccf45bacdc3ed268be40bcceddda6f1";
     let token = "0123456789abcdef0123456789abcdef";
-    let started = Instant::now();
-    for group in 0..records / per_group {
-        let ids: Vec<String> = (0..per_group).map(|i| format!("bench#evt-{}", group * per_group + i)).collect();
-        for completing in [false, true] {
-            let transaction = connection.unchecked_transaction().unwrap();
-            for id in &ids {
-                if completing {
-                    transaction
-                        .prepare_cached("UPDATE records SET status = 'COMPLETED', in_progress_expiration = NULL, result = ?2 WHERE id = ?1 AND claim_token IS ?3")
-                        .unwrap()
-                        .execute(rusqlite::params![id, "\"ORD-1\"", token])
-                        .unwrap();
-                } else {
-                    transaction
-                        .prepare_cached(
-                            "INSERT INTO records VALUES (?1, 'IN_PROGRESS', ?2, ?3, ?4, NULL, ?3, ?5)
-                             ON CONFLICT (id) DO UPDATE SET status = excluded.status WHERE records.expiration < ?2",
-                        )
-                        .unwrap()
-                        .execute(rusqlite::params![id, 1_800_000_000_i64, 1_764_000_000_000_i64, hash, token])
-                        .unwrap();
+    store
+        .with_connection("bench", |connection| {
+            let started = Instant::now();
+            for group in 0..records / per_group {
+                let ids: Vec<String> = (0..per_group).map(|i| format!("bench#evt-{}", group * per_group + i)).collect();
+                for completing in [false, true] {
+                    let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                    for id in &ids {
+                        if completing {
+                            transaction
+                                .prepare_cached(
+                                    "UPDATE idempotency SET status = 'COMPLETED', in_progress_expiration = NULL, result = ?2
+                                     WHERE id = ?1 AND claim_token IS ?3",
+                                )?
+                                .execute(rusqlite::params![id, "\"ORD-1\"", token])?;
+                        } else {
+                            transaction
+                                .prepare_cached(
+                                    "INSERT INTO idempotency
+                                         (id, status, expiration, in_progress_expiration, payload_hash, updated_at, claim_token)
+                                     VALUES (?1, 'IN_PROGRESS', ?2, ?3, ?4, ?3, ?5)
+                                     ON CONFLICT (id) DO UPDATE SET status = excluded.status WHERE idempotency.expiration < ?2",
+                                )?
+                                .execute(rusqlite::params![id, 1_800_000_000_i64, 1_764_000_000_000_i64, hash, token])?;
+                        }
+                    }
+                    transaction.commit()?;
                 }
             }
-            transaction.commit().unwrap();
-        }
-    }
-    started.elapsed() / (records - records % per_group) as u32
+            Ok(started.elapsed() / (records - records % per_group) as u32)
+        })
+        .unwrap()
 }
 
 /// `redis-server 7.0.15`, or what the server says it is.

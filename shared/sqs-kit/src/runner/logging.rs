@@ -32,7 +32,7 @@ pub(crate) enum Mode {
 fn filter() -> Targets {
     use crate::env::{var, LOG_LEVEL, RUST_LOG};
     let directive = var(LOG_LEVEL).or_else(|| var(RUST_LOG)).map_or_else(|| "info".to_owned(), |level| level.to_lowercase());
-    targets(&directive).unwrap_or_else(|| targets("info").expect("a level is a directive"))
+    targets(&directive).unwrap_or_else(|| Targets::new().with_default(tracing::level_filters::LevelFilter::INFO))
 }
 
 /// `directive` as a filter, or `None` when it is not one.
